@@ -1,0 +1,65 @@
+// Entry point of the `bora` binary: parses the subcommand and maps errors to one-line messages.
+#include <cstdio>
+#include <exception>
+#include <sstream>
+
+#include "base/error.h"
+#include "commands.h"
+
+namespace bora::app {
+
+std::vector<int32_t> ParseTokenList(const std::string& text) {
+  std::vector<int32_t> tokens;
+  std::string item;
+  std::istringstream stream(text);
+  while (std::getline(stream, item, ',')) {
+    std::istringstream words(item);
+    std::string word;
+    while (words >> word) {
+      size_t used = 0;
+      long long value = 0;
+      try {
+        value = std::stoll(word, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != word.size() || value < 0 || value > INT32_MAX) {
+        throw InvalidArgument("--tokens: \"" + word + "\" is not a token id (expected non-negative integers like 1,2,3)");
+      }
+      tokens.push_back(static_cast<int32_t>(value));
+    }
+  }
+  if (tokens.empty()) throw InvalidArgument("--tokens: no token ids given (example: --tokens 1,2,3)");
+  return tokens;
+}
+
+}  // namespace bora::app
+
+int main(int argc, char** argv) {
+  CLI::App app{"bora: run, serve and fine-tune Mistral-family models on your own CPU."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bora 0.1.0");
+  const bora::app::Command commands[] = {
+      bora::app::RegisterCheckGolden(app), bora::app::RegisterGenerate(app),
+      bora::app::RegisterMakeModel(app), bora::app::RegisterBench(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const auto& command : commands) {
+      if (command.subcommand->parsed()) return command.action();
+    }
+  } catch (const bora::Error& e) {
+    std::fprintf(stderr, "bora: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "bora: error: out of memory; lower --ctx or use a smaller model\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bora: internal error: %s\n", e.what());
+    return 70;
+  }
+  return 0;
+}

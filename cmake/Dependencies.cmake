@@ -1,0 +1,10 @@
+# Third-party libraries, all from Debian 12 packages (no downloads at configure time).
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.11 REQUIRED)
+find_package(CLI11 2.1 REQUIRED)
+if(BORA_BUILD_TESTS)
+  find_package(GTest 1.12 REQUIRED)
+endif()
+if(BORA_BUILD_BENCH)
+  find_package(benchmark 1.7 REQUIRED)
+endif()

@@ -1,0 +1,65 @@
+// A model folder on disk: which layout it uses (Mistral-native or Hugging Face), its parsed
+// hyper-parameters, and its weight tensors under Mistral-native names in native RoPE layout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "formats/model_params.h"
+#include "formats/safetensors.h"
+
+namespace bora::formats {
+
+enum class CheckpointLayout { kMistral, kHuggingFace };
+
+struct ModelFolder {
+  std::string path;
+  CheckpointLayout layout = CheckpointLayout::kMistral;
+  std::string config_file;               // params.json or config.json (full path)
+  std::vector<std::string> weight_files;  // full paths, in a stable order
+  uint64_t weight_bytes = 0;              // total size of the weight files
+  ModelParams params;
+};
+
+// Reads the config and lists the weight files without mapping them (cheap: used for the memory
+// estimate before loading). Throws IoError/FormatError/Unsupported naming the file and problem.
+ModelFolder InspectModelFolder(const std::string& dir);
+
+// All weight tensors of a folder, keyed by Mistral-native name. For Hugging Face folders the
+// names are translated and the q/k rows of every head are un-permuted back to interleaved-pair
+// RoPE order (into owned copies; every other view points into the mapped files).
+class CheckpointTensors {
+ public:
+  static CheckpointTensors Open(const ModelFolder& folder);
+
+  // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
+  TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
+  bool Contains(const std::string& native_name) const { return tensors_.count(native_name) != 0; }
+  // Throws FormatError naming the first tensor that is not in `used` (weights the config does
+  // not describe, e.g. experts in a dense config).
+  void RejectUnused(const std::vector<std::string>& used) const;
+
+ private:
+  struct Entry {
+    const SafetensorsFile* file = nullptr;
+    const TensorInfo* info = nullptr;
+    std::vector<uint8_t> owned;  // un-permuted copy for HF q/k projections
+  };
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> tensors_;
+};
+
+// Maps a Hugging Face tensor name to its Mistral-native name; "" for names bora ignores
+// (rotary caches); throws FormatError for unknown names.
+std::string HfToNativeName(const std::string& hf_name, const std::string& file_name);
+
+// Reorders the rows of one HF q/k projection [n_heads*head_dim, cols] (any 2-byte or 4-byte
+// dtype) from half-split RoPE order to interleaved-pair order:
+// native row h*d + 2i + c  <-  HF row h*d + c*d/2 + i.
+std::vector<uint8_t> UnpermuteHfRope(std::span<const uint8_t> hf_rows, int64_t n_heads,
+                                     int64_t head_dim, int64_t cols, size_t element_size);
+
+}  // namespace bora::formats

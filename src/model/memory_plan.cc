@@ -1,0 +1,39 @@
+// Memory needed to run a model folder, checked against the RAM budget.
+#include "model/memory_plan.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "model/kv_cache.h"
+
+namespace bora::model {
+
+MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context) {
+  const formats::ModelParams& p = folder.params;
+  if (requested_context < 1) throw InvalidArgument("--ctx must be at least 1");
+  MemoryPlan plan;
+  plan.context = p.max_positions ? std::min(requested_context, *p.max_positions) : requested_context;
+  const uint64_t element = 2;  // q/k copies keep the checkpoint dtype; assume 16-bit
+  uint64_t qk_copies = 0;
+  if (folder.layout == formats::CheckpointLayout::kHuggingFace) {
+    qk_copies = static_cast<uint64_t>(p.n_layers) * static_cast<uint64_t>(p.n_heads + p.n_kv_heads) *
+                static_cast<uint64_t>(p.head_dim) * static_cast<uint64_t>(p.dim) * element;
+  }
+  plan.weights = folder.weight_bytes + qk_copies + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
+  plan.kv_cache = KvCache::BytesFor(p, plan.context);
+  const uint64_t chunk = static_cast<uint64_t>(std::min<int64_t>(plan.context, 512));
+  const uint64_t per_token_floats = 4 * p.dim + 2 * (p.n_heads + p.n_kv_heads) * p.head_dim + 2 * p.hidden_dim;
+  plan.other = 4ull * static_cast<uint64_t>(plan.context) * static_cast<uint64_t>(p.head_dim) +
+               4ull * chunk * per_token_floats;
+  return plan;
+}
+
+void CheckMemoryFits(const MemoryPlan& plan, const MemoryBudget& budget, const std::string& what) {
+  if (budget.usable_bytes == 0 || plan.total() <= budget.usable_bytes) return;
+  throw ResourceExhausted(what + " needs " + FormatBytes(plan.total()) + " (weights " + FormatBytes(plan.weights) +
+                          " + KV cache " + FormatBytes(plan.kv_cache) + " at --ctx " + std::to_string(plan.context) +
+                          " + " + FormatBytes(plan.other) + " scratch) but only " + FormatBytes(budget.usable_bytes) +
+                          " of RAM is usable; lower --ctx or use a smaller or quantized model");
+}
+
+}  // namespace bora::model

@@ -1,0 +1,27 @@
+// Memory needed to run a model folder at a given context, checked against the RAM budget
+// before anything is mapped or allocated (reliability rule L10).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/memory_info.h"
+#include "formats/model_folder.h"
+
+namespace bora::model {
+
+struct MemoryPlan {
+  int64_t context = 0;        // effective context: --ctx capped by the model's maximum
+  uint64_t weights = 0;       // mapped weight files + un-permuted HF q/k copies + f32 norms
+  uint64_t kv_cache = 0;      // one sequence at `context`
+  uint64_t other = 0;         // RoPE table, activation scratch for a 512-token prefill chunk
+  uint64_t total() const { return weights + kv_cache + other; }
+};
+
+// Throws InvalidArgument for a context below 1.
+MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context);
+
+// Throws ResourceExhausted with a one-line explanation when the plan exceeds the budget.
+void CheckMemoryFits(const MemoryPlan& plan, const MemoryBudget& budget, const std::string& what);
+
+}  // namespace bora::model

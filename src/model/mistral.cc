@@ -1,0 +1,41 @@
+// Mistral (dense) architecture: the shared decoder stack with a SwiGLU feed-forward block.
+#include "model/architectures.h"
+
+#include "kernels/activation.h"
+#include "ops/matmul.h"
+
+namespace bora::model {
+namespace {
+
+class MistralModel final : public Transformer {
+ public:
+  MistralModel(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options)
+      : Transformer(std::move(folder), std::move(weights), options) {}
+
+ private:
+  // block_out = w2(silu(w1 x) * w3 x)
+  void FeedForward(int64_t layer, int64_t tokens) override {
+    const ExpertWeights& ffn = weights().layers[layer].ffn;
+    Activations& a = scratch();
+    SwiGluFeedForward(pool(), ffn, a.normed.data(), tokens, a.ffn_gate.data(), a.ffn_up.data(),
+                      a.block_out.data());
+  }
+};
+
+}  // namespace
+
+void SwiGluFeedForward(ThreadPool& pool, const ExpertWeights& ffn, const float* x, int64_t tokens,
+                       float* gate, float* up, float* out) {
+  const int64_t hidden = ffn.w1.rows;
+  ops::MatMul(pool, x, tokens, ffn.w1, gate);
+  ops::MatMul(pool, x, tokens, ffn.w3, up);
+  kernels::SwiGlu(gate, up, gate, tokens * hidden);
+  ops::MatMul(pool, gate, tokens, ffn.w2, out);
+}
+
+std::unique_ptr<Transformer> MakeMistral(formats::ModelFolder folder, ModelWeights weights,
+                                         const LoadOptions& options) {
+  return std::make_unique<MistralModel>(std::move(folder), std::move(weights), options);
+}
+
+}  // namespace bora::model

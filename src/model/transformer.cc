@@ -1,0 +1,124 @@
+// The decoder stack shared by Mistral-family architectures.
+#include "model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+#include "base/error.h"
+#include "kernels/convert.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
+
+namespace bora::model {
+namespace {
+
+// cos/sin of position * theta^(-2i/d), with the float32 roundings of mistral-inference's
+// precompute_freqs_cis (frequencies and angles in float32, then torch.polar).
+std::vector<float> RopeTable(double theta, int64_t head_dim, int64_t positions) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> frequencies(half);
+  for (int64_t i = 0; i < half; ++i) {
+    float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    float power = static_cast<float>(std::pow(static_cast<double>(static_cast<float>(theta)), exponent));
+    frequencies[i] = 1.0f / power;
+  }
+  std::vector<float> table(static_cast<size_t>(positions * half * 2));
+  for (int64_t pos = 0; pos < positions; ++pos) {
+    for (int64_t i = 0; i < half; ++i) {
+      float angle = static_cast<float>(pos) * frequencies[i];
+      table[(pos * half + i) * 2] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      table[(pos * half + i) * 2 + 1] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+  return table;
+}
+
+void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t rows,
+                 int64_t dim, float eps) {
+  for (int64_t t = 0; t < rows; ++t) kernels::RmsNorm(x + t * dim, weight.data(), out + t * dim, dim, eps);
+}
+
+void AddInPlace(float* target, const float* addend, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) target[i] += addend[i];
+}
+
+}  // namespace
+
+Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options)
+    : folder_(std::move(folder)),
+      weights_(std::move(weights)),
+      context_(options.context),
+      pool_(options.threads > 0 ? options.threads : DefaultThreadCount()),
+      rope_cos_sin_(RopeTable(folder_.params.rope_theta, folder_.params.head_dim, context_)) {
+  scratch_.Reserve(params(), 1);  // decode steps then never allocate
+}
+
+void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
+                          bool all_positions) {
+  const formats::ModelParams& p = params();
+  const int64_t count = static_cast<int64_t>(tokens.size());
+  if (count == 0) throw InvalidArgument("forward pass needs at least one token");
+  if (cache.position() + count > cache.max_positions()) {
+    throw ResourceExhausted("context full: " + std::to_string(cache.position()) + " + " + std::to_string(count) +
+                            " tokens exceed the context of " + std::to_string(cache.max_positions()) +
+                            " (raise --ctx, up to the model's maximum)");
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= p.vocab_size) {
+      throw InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                            std::to_string(p.vocab_size) + ")");
+    }
+  }
+  const size_t needed = static_cast<size_t>((all_positions ? count : 1) * p.vocab_size);
+  if (logits.size() < needed) throw InvalidArgument("logits buffer too small");
+  scratch_.Reserve(p, count);
+  Activations& a = scratch_;
+  const float eps = static_cast<float>(p.norm_eps);
+
+  for (int64_t t = 0; t < count; ++t) {
+    const MatrixView& embedding = weights_.tok_embeddings;
+    kernels::RowToF32(embedding.dtype, embedding.RowBytes(tokens[t]), a.residual.data() + t * p.dim, p.dim);
+  }
+  for (int64_t layer = 0; layer < p.n_layers; ++layer) {
+    const LayerWeights& w = weights_.layers[layer];
+    RmsNormRows(a.residual.data(), w.attention_norm, a.normed.data(), count, p.dim, eps);
+    Attention(layer, count, cache);
+    AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
+    RmsNormRows(a.residual.data(), w.ffn_norm, a.normed.data(), count, p.dim, eps);
+    FeedForward(layer, count);
+    AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
+  }
+  cache.Advance(count);
+
+  const int64_t first_row = all_positions ? 0 : count - 1;
+  const int64_t rows = count - first_row;
+  RmsNormRows(a.residual.data() + first_row * p.dim, weights_.norm, a.normed.data(), rows, p.dim, eps);
+  ops::MatMul(pool_, a.normed.data(), rows, weights_.output, logits.data());
+}
+
+void Transformer::Attention(int64_t layer, int64_t count, KvCache& cache) {
+  const formats::ModelParams& p = params();
+  const LayerWeights& w = weights_.layers[layer];
+  Activations& a = scratch_;
+  ops::MatMul(pool_, a.normed.data(), count, w.wq, a.q.data());
+  ops::MatMul(pool_, a.normed.data(), count, w.wk, a.k.data());
+  ops::MatMul(pool_, a.normed.data(), count, w.wv, a.v.data());
+  const int64_t half = p.head_dim / 2;
+  const int64_t q_row = p.n_heads * p.head_dim;
+  const int64_t kv_row = p.n_kv_heads * p.head_dim;
+  for (int64_t t = 0; t < count; ++t) {
+    const float* cos_sin = rope_cos_sin_.data() + (cache.position() + t) * half * 2;
+    kernels::RopeInterleaved(a.q.data() + t * q_row, cos_sin, p.n_heads, p.head_dim);
+    kernels::RopeInterleaved(a.k.data() + t * kv_row, cos_sin, p.n_kv_heads, p.head_dim);
+  }
+  ops::AttentionShape shape{p.n_heads, p.n_kv_heads, p.head_dim, p.layer_windows[layer]};
+  ops::KvRing ring{cache.keys(layer), cache.values(layer), cache.capacity(layer)};
+  ops::CausalAttention(pool_, shape, a.q.data(), a.k.data(), a.v.data(), cache.position(), count, ring,
+                       a.attention.data());
+  cache.Store(layer, a.k.data(), a.v.data(), count);
+  ops::MatMul(pool_, a.attention.data(), count, w.wo, a.block_out.data());
+}
+
+}  // namespace bora::model

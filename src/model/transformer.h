@@ -1,0 +1,69 @@
+// The decoder stack shared by Mistral-family architectures: embedding, attention blocks with a
+// rolling KV cache, final norm and output projection; subclasses supply the feed-forward block.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "formats/model_folder.h"
+#include "model/activations.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace bora::model {
+
+struct LoadOptions {
+  int64_t context = 4096;  // --ctx: tokens per sequence, capped by the model's maximum
+  int threads = 0;         // 0: every CPU this process may use
+};
+
+class Transformer {
+ public:
+  virtual ~Transformer() = default;
+  Transformer(const Transformer&) = delete;
+  Transformer& operator=(const Transformer&) = delete;
+
+  const formats::ModelParams& params() const { return folder_.params; }
+  const formats::ModelFolder& folder() const { return folder_; }
+  int64_t context_length() const { return context_; }
+  int num_threads() const { return pool_.num_threads(); }
+
+  // A cache sized for this model's context.
+  KvCache NewCache() const { return KvCache(params(), context_); }
+
+  // Runs `tokens` at positions cache.position() ... and advances the cache. Writes logits
+  // [tokens, vocab] when `all_positions`, else only the last row [vocab]. Any split of a prompt
+  // into calls (one-shot, chunks, token by token) gives the same logits.
+  // Throws InvalidArgument for ids outside the vocabulary, ResourceExhausted past the context.
+  void Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
+               bool all_positions);
+
+ protected:
+  Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options);
+
+  // out[t] = FFN(normed[t]) for t < tokens, rows of width dim (reads scratch().normed,
+  // writes scratch().block_out).
+  virtual void FeedForward(int64_t layer, int64_t tokens) = 0;
+
+  const ModelWeights& weights() const { return weights_; }
+  Activations& scratch() { return scratch_; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  void Attention(int64_t layer, int64_t tokens, KvCache& cache);
+
+  formats::ModelFolder folder_;
+  ModelWeights weights_;
+  int64_t context_;
+  ThreadPool pool_;
+  std::vector<float> rope_cos_sin_;  // [context, head_dim/2, 2] float32, as torch.polar
+  Activations scratch_;
+};
+
+// Loads the model folder `dir` after checking that weights + KV cache fit in memory.
+std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions& options);
+
+}  // namespace bora::model
