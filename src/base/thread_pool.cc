@@ -34,44 +34,47 @@ ThreadPool::~ThreadPool() {
   for (auto& worker : workers_) worker.join();
 }
 
-void ThreadPool::ParallelFor(int64_t count,
-                             const std::function<void(int64_t, int64_t, int)>& body) {
+void ThreadPool::Run(int64_t count, Trampoline trampoline, void* context) {
   if (count <= 0) return;
   int parts = num_threads();
   if (parts == 1 || count == 1) {
-    body(0, count, 0);
+    trampoline(context, 0, count, 0);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    body_ = &body;
+    trampoline_ = trampoline;
+    context_ = context;
     count_ = count;
     pending_ = parts - 1;
     ++generation_;
   }
   work_ready_.notify_all();
   auto [begin, end] = SplitRange(count, parts, 0);
-  if (begin < end) body(begin, end, 0);
+  if (begin < end) trampoline(context, begin, end, 0);
   std::unique_lock<std::mutex> lock(mutex_);
   work_done_.wait(lock, [this] { return pending_ == 0; });
-  body_ = nullptr;
+  trampoline_ = nullptr;
+  context_ = nullptr;
 }
 
 void ThreadPool::WorkerLoop(int thread_index) {
   uint64_t seen_generation = 0;
   while (true) {
-    const std::function<void(int64_t, int64_t, int)>* body;
+    Trampoline trampoline;
+    void* context;
     int64_t count;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
       if (stopping_) return;
       seen_generation = generation_;
-      body = body_;
+      trampoline = trampoline_;
+      context = context_;
       count = count_;
     }
     auto [begin, end] = SplitRange(count, num_threads(), thread_index);
-    if (begin < end) (*body)(begin, end, thread_index);
+    if (begin < end) trampoline(context, begin, end, thread_index);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       --pending_;

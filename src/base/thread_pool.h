@@ -3,7 +3,7 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,16 +23,26 @@ class ThreadPool {
   // Splits [0, count) into one contiguous range per thread and runs
   // `body(begin, end, thread_index)` on each; returns when all are done. Not reentrant.
   // `body` must not throw. Ranges differ only by thread count, never by timing.
-  void ParallelFor(int64_t count, const std::function<void(int64_t, int64_t, int)>& body);
+  // Never allocates (the body is passed by pointer, not wrapped in std::function).
+  template <typename Body>
+  void ParallelFor(int64_t count, Body&& body) {
+    using Stored = std::remove_reference_t<Body>;
+    Run(count, [](void* context, int64_t begin, int64_t end, int thread) {
+      (*static_cast<Stored*>(context))(begin, end, thread);
+    }, const_cast<void*>(static_cast<const void*>(&body)));
+  }
 
  private:
+  using Trampoline = void (*)(void* context, int64_t begin, int64_t end, int thread);
+  void Run(int64_t count, Trampoline trampoline, void* context);
   void WorkerLoop(int thread_index);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable work_done_;
-  const std::function<void(int64_t, int64_t, int)>* body_ = nullptr;
+  Trampoline trampoline_ = nullptr;
+  void* context_ = nullptr;
   int64_t count_ = 0;
   uint64_t generation_ = 0;
   int pending_ = 0;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "model/architectures.h"
+#include "model/moe_routing.h"
 #include "ops/matmul.h"
 
 namespace bora::model {
@@ -24,7 +25,7 @@ class MixtralModel final : public Transformer {
     const int64_t top_k = p.moe->num_experts_per_tok;
     ops::MatMul(pool(), a.normed.data(), tokens, w.gate, a.router.data());
     for (int64_t t = 0; t < tokens; ++t) {
-      RouteToken(a.router.data() + t * experts, experts, top_k, a.chosen.data() + t * top_k,
+      RouteTopK(a.router.data() + t * experts, experts, top_k, a.chosen.data() + t * top_k,
                  a.chosen_weight.data() + t * top_k);
     }
     std::fill(a.block_out.begin(), a.block_out.begin() + tokens * p.dim, 0.0f);
@@ -51,28 +52,6 @@ class MixtralModel final : public Transformer {
         for (int64_t i = 0; i < p.dim; ++i) target[i] += weight * source[i];
       }
     }
-  }
-
-  // Top-k of the router logits (ties: lower index first), then softmax over those k logits.
-  static void RouteToken(const float* logits, int64_t experts, int64_t top_k, int32_t* chosen,
-                         float* weights) {
-    for (int64_t slot = 0; slot < top_k; ++slot) {
-      int32_t best = -1;
-      for (int64_t e = 0; e < experts; ++e) {
-        if (std::find(chosen, chosen + slot, static_cast<int32_t>(e)) != chosen + slot) continue;
-        if (best < 0 || logits[e] > logits[best] || (std::isnan(logits[best]) && !std::isnan(logits[e]))) {
-          best = static_cast<int32_t>(e);
-        }
-      }
-      chosen[slot] = best;
-    }
-    float max_logit = logits[chosen[0]];
-    float sum = 0.0f;
-    for (int64_t slot = 0; slot < top_k; ++slot) {
-      weights[slot] = std::exp(logits[chosen[slot]] - max_logit);
-      sum += weights[slot];
-    }
-    for (int64_t slot = 0; slot < top_k; ++slot) weights[slot] /= sum;
   }
 };
 

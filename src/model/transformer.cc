@@ -8,32 +8,12 @@
 #include "kernels/convert.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "model/rope_table.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
 
 namespace bora::model {
 namespace {
-
-// cos/sin of position * theta^(-2i/d), with the float32 roundings of mistral-inference's
-// precompute_freqs_cis (frequencies and angles in float32, then torch.polar).
-std::vector<float> RopeTable(double theta, int64_t head_dim, int64_t positions) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> frequencies(half);
-  for (int64_t i = 0; i < half; ++i) {
-    float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-    float power = static_cast<float>(std::pow(static_cast<double>(static_cast<float>(theta)), exponent));
-    frequencies[i] = 1.0f / power;
-  }
-  std::vector<float> table(static_cast<size_t>(positions * half * 2));
-  for (int64_t pos = 0; pos < positions; ++pos) {
-    for (int64_t i = 0; i < half; ++i) {
-      float angle = static_cast<float>(pos) * frequencies[i];
-      table[(pos * half + i) * 2] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      table[(pos * half + i) * 2 + 1] = static_cast<float>(std::sin(static_cast<double>(angle)));
-    }
-  }
-  return table;
-}
 
 void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t rows,
                  int64_t dim, float eps) {

@@ -1,0 +1,77 @@
+// A decode step (one token through the KV cache) performs no heap allocation, for dense and
+// MoE models, once the model is loaded.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "model/model_test_util.h"
+#include "model/transformer.h"
+#include "testdata.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<int64_t> g_allocations{0};
+}  // namespace
+
+// Counting replacements of the global allocation functions (this test binary only).
+void* operator new(size_t size) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t size) { return operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace bora::testing {
+namespace {
+
+void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params) {
+  TempDir dir;
+  MakeModel(params, 21, dir.path());
+  model::LoadOptions options;
+  options.context = 64;
+  options.threads = 2;
+  auto engine = model::LoadModel(dir.path(), options);
+  model::KvCache cache = engine->NewCache();
+  std::vector<float> logits(static_cast<size_t>(params.vocab_size));
+  std::vector<int32_t> prompt = RandomTokens(8, params.vocab_size, 7);
+  engine->Forward(prompt, cache, logits, false);
+
+  g_allocations = 0;
+  g_counting = true;
+  for (int step = 0; step < 16; ++step) {
+    int32_t token = static_cast<int32_t>(step * 7 % params.vocab_size);
+    engine->Forward(std::span<const int32_t>(&token, 1), cache, logits, false);
+  }
+  g_counting = false;
+  EXPECT_EQ(g_allocations.load(), 0);
+}
+
+TEST(DecodeAllocationTest, DenseDecodeStepDoesNotAllocate) {
+  formats::ModelParams params = SmallParams();
+  params.layer_windows.assign(params.n_layers, 5);
+  ExpectDecodeDoesNotAllocate(params);
+}
+
+TEST(DecodeAllocationTest, MoeDecodeStepDoesNotAllocate) {
+  formats::ModelParams params = SmallParams();
+  params.moe = formats::MoeParams{4, 2};
+  ExpectDecodeDoesNotAllocate(params);
+}
+
+TEST(DecodeAllocationTest, CounterSeesAllocations) {
+  g_allocations = 0;
+  g_counting = true;
+  auto* probe = new std::vector<int>(100);
+  g_counting = false;
+  delete probe;
+  EXPECT_GE(g_allocations.load(), 1);  // the instrument works
+}
+
+}  // namespace
+}  // namespace bora::testing
