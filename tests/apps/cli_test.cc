@@ -1,0 +1,206 @@
+// End-to-end tests of the `bora` binary: help, check-golden, generate, make-model, bench, and
+// one-line errors with a non-zero exit for bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "testdata.h"
+
+namespace bora::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult RunBora(const std::string& arguments) {
+  std::string command = std::string(BORA_BINARY) + " " + arguments + " 2>&1";
+  CommandResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t count;
+  while ((count = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, count);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Join(const std::vector<int>& ids, const char* separator) {
+  std::string text;
+  for (size_t i = 0; i < ids.size(); ++i) text += (i ? separator : "") + std::to_string(ids[i]);
+  return text;
+}
+
+TEST(CliTest, HelpOnEveryCommand) {
+  CommandResult top = RunBora("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* command : {"check-golden", "generate", "make-model", "bench"}) {
+    EXPECT_NE(top.output.find(command), std::string::npos) << command;
+    CommandResult help = RunBora(std::string(command) + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command;
+    EXPECT_NE(help.output.find("--"), std::string::npos) << help.output;
+  }
+  EXPECT_NE(RunBora("").exit_code, 0);               // a subcommand is required
+  EXPECT_NE(RunBora("no-such-command").exit_code, 0);
+}
+
+TEST(CliTest, CheckGoldenPassesOnSharedModels) {
+  BORA_REQUIRE_SHARED(shared);
+  for (const char* name : {"tiny-dense", "tiny-moe"}) {
+    CommandResult run = RunBora("check-golden --json -t 2 " + shared + "/reference-models/" + name);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    nlohmann::json report = nlohmann::json::parse(run.output);
+    EXPECT_TRUE(report["passed"].get<bool>());
+    EXPECT_EQ(report["results"].size(), 6u);  // 3 cases x 2 layouts
+    for (const auto& row : report["results"]) EXPECT_LE(row["max_abs_diff"].get<double>(), 1e-4);
+  }
+  CommandResult table = RunBora("check-golden --layout hf " + shared + "/reference-models/tiny-dense");
+  EXPECT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_NE(table.output.find("PASS"), std::string::npos);
+  EXPECT_EQ(table.output.find("mistral "), std::string::npos) << "only the hf layout was asked for";
+}
+
+TEST(CliTest, CheckGoldenFailsOnTamperedGoldens) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir ref;
+  fs::copy(shared + "/reference-models/tiny-dense", ref.path(), fs::copy_options::recursive);
+  fs::permissions(ref.path() + "/golden/p7_decode_logits.f32.bin", fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = ReadAll(ref.path() + "/golden/p7_decode_logits.f32.bin");
+  float value;
+  std::memcpy(&value, bytes.data() + 400, 4);
+  value += 1e-3f;
+  std::memcpy(bytes.data() + 400, &value, 4);
+  WriteFile(ref.path() + "/golden/p7_decode_logits.f32.bin", bytes);
+  CommandResult run = RunBora("check-golden --layout mistral " + ref.path());
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("FAIL"), std::string::npos) << run.output;
+}
+
+TEST(CliTest, GenerateReproducesGoldenGreedyTokens) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string ref = shared + "/reference-models/tiny-moe";
+  nlohmann::json golden = nlohmann::json::parse(ReadAll(ref + "/golden/golden.json"));
+  const auto& golden_case = golden["cases"][1];
+  std::vector<int> prompt = golden_case["prompt_tokens"].get<std::vector<int>>();
+  std::vector<int> expected = golden_case["greedy_tokens"].get<std::vector<int>>();
+  for (const char* layout : {"mistral", "hf"}) {
+    CommandResult run = RunBora("generate --model " + ref + "/" + layout + " --tokens " + Join(prompt, ",") +
+                                " --max-tokens 32 --prefill-chunk 3");
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_EQ(run.output, Join(expected, " ") + "\n");
+  }
+  CommandResult json = RunBora("generate --json --model " + ref + "/mistral --tokens " + Join(prompt, ",") +
+                               " --max-tokens 4");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_EQ(nlohmann::json::parse(json.output)["tokens"].get<std::vector<int>>(),
+            std::vector<int>(expected.begin(), expected.begin() + 4));
+}
+
+TEST(CliTest, BadInputGetsOneLineErrorAndNonZeroExit) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/reference-models/tiny-dense/mistral";
+  struct Case {
+    std::string arguments;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"generate --model " + model + " --tokens 1,x", "not a token id"},
+      {"generate --model " + model + " --tokens 1,-2", "not a token id"},
+      {"generate --model " + model + " --tokens 1,4096", "outside the vocabulary"},
+      {"generate --model " + model + " --tokens 1,2 --max-tokens 4095", "exceeds the context"},
+      {"generate --model /nonexistent/model --tokens 1", "not a model folder"},
+      {"check-golden /nonexistent/ref", "cannot open"},
+      {"make-model --preset huge --out /tmp/x", "huge"},
+      {"make-model --moe 2,3 --out /tmp/bora-never-written", "num_experts_per_tok"},
+  };
+  for (const Case& c : cases) {
+    CommandResult run = RunBora(c.arguments);
+    EXPECT_NE(run.exit_code, 0) << c.arguments;
+    EXPECT_NE(run.output.find(c.expected), std::string::npos) << c.arguments << "\n" << run.output;
+    EXPECT_EQ(run.output.find("internal error"), std::string::npos) << run.output;
+  }
+}
+
+TEST(CliTest, CorruptModelFolderNamesTheFile) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir dir;
+  fs::copy(shared + "/reference-models/tiny-dense/mistral", dir.path(), fs::copy_options::recursive);
+  const std::string weights = dir.File("consolidated.safetensors");
+  fs::permissions(weights, fs::perms::owner_write, fs::perm_options::add);
+  fs::resize_file(weights, fs::file_size(weights) - 100);  // truncated download
+  CommandResult run = RunBora("generate --model " + dir.path() + " --tokens 1,2");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("consolidated.safetensors"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bora: error:"), std::string::npos) << run.output;
+
+  fs::permissions(dir.File("params.json"), fs::perms::owner_write, fs::perm_options::add);
+  WriteFile(dir.File("params.json"), "{\"dim\": 256, \"n_layers\": 4");  // truncated JSON
+  run = RunBora("generate --model " + dir.path() + " --tokens 1,2");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("params.json"), std::string::npos) << run.output;
+}
+
+TEST(CliTest, MakeModelIsDeterministicAndRunnable) {
+  TempDir one, two, other;
+  ASSERT_EQ(RunBora("make-model --preset tiny --vocab 1000 --seed 5 -t 1 --out " + one.path()).exit_code, 0);
+  ASSERT_EQ(RunBora("make-model --preset tiny --vocab 1000 --seed 5 -t 2 --out " + two.path()).exit_code, 0);
+  ASSERT_EQ(RunBora("make-model --preset tiny --vocab 1000 --seed 6 --out " + other.path()).exit_code, 0);
+  std::string bytes = ReadAll(one.File("consolidated.safetensors"));
+  EXPECT_EQ(bytes, ReadAll(two.File("consolidated.safetensors")));  // thread count does not matter
+  EXPECT_NE(bytes, ReadAll(other.File("consolidated.safetensors")));
+  EXPECT_EQ(ReadAll(one.File("params.json")), ReadAll(two.File("params.json")));
+  nlohmann::json params = nlohmann::json::parse(ReadAll(one.File("params.json")));
+  EXPECT_EQ(params["dim"], 256);
+  EXPECT_EQ(params["n_layers"], 4);
+  EXPECT_EQ(params["vocab_size"], 1000);
+  EXPECT_EQ(params["rope_theta"], 1e6);
+  CommandResult run = RunBora("generate --model " + one.path() + " --tokens 1,2,3 --max-tokens 5");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+
+  TempDir moe;
+  ASSERT_EQ(RunBora("make-model --preset tiny --moe 4,2 --vocab 500 --sliding-window 16 --out " + moe.path()).exit_code, 0);
+  params = nlohmann::json::parse(ReadAll(moe.File("params.json")));
+  EXPECT_EQ(params["moe"]["num_experts"], 4);
+  EXPECT_EQ(params["sliding_window"], 16);
+  EXPECT_EQ(RunBora("generate --model " + moe.path() + " --tokens 7 --max-tokens 20").exit_code, 0);
+}
+
+TEST(CliTest, MakeModelTakesVocabularyFromTokenizer) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir dir;
+  CommandResult run = RunBora("make-model --preset tiny --tokenizer " + shared + "/tokenizers/tokenizer.model.v1 --out " +
+                              dir.path());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_TRUE(fs::exists(dir.File("tokenizer.model.v1")));
+  EXPECT_EQ(nlohmann::json::parse(ReadAll(dir.File("params.json")))["vocab_size"], 32000);
+}
+
+TEST(CliTest, BenchReportsRates) {
+  BORA_REQUIRE_SHARED(shared);
+  CommandResult run = RunBora("bench --json -p 8 -n 4 -r 1 -t 1 --model " + shared + "/reference-models/tiny-dense/mistral");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  nlohmann::json report = nlohmann::json::parse(run.output);
+  EXPECT_GT(report["prefill_tokens_per_second"].get<double>(), 0);
+  EXPECT_GT(report["decode_tokens_per_second"].get<double>(), 0);
+}
+
+}  // namespace
+}  // namespace bora::testing
