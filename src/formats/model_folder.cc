@@ -20,6 +20,12 @@ namespace fs = std::filesystem;
 
 constexpr uint64_t kMaxConfigBytes = 16 << 20;
 
+// consolidated.safetensors or its shards (consolidated-00001-of-00002.safetensors).
+bool IsNativeWeightFile(const std::string& name) {
+  static const std::regex kShard(R"(consolidated(-\d+-of-\d+|\.\d+)?\.safetensors)");
+  return std::regex_match(name, kShard);
+}
+
 std::string ReadSmallFile(const fs::path& path) {
   std::error_code error;
   uint64_t size = fs::file_size(path, error);
@@ -90,10 +96,9 @@ std::vector<std::string> HfWeightFiles(const fs::path& dir) {
 std::vector<std::string> MistralWeightFiles(const fs::path& dir) {
   std::vector<std::string> files;
   bool has_pickle = false;
-  static const std::regex kShard(R"(consolidated(-\d+-of-\d+|\.\d+)?\.safetensors)");
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
-    if (std::regex_match(name, kShard)) files.push_back(entry.path().string());
+    if (IsNativeWeightFile(name)) files.push_back(entry.path().string());
     if (name.rfind("consolidated", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".pth") has_pickle = true;
   }
   std::sort(files.begin(), files.end());
@@ -123,7 +128,7 @@ ModelFolder InspectModelFolder(const std::string& dir_text) {
   bool native_weights = false;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
-    if (name.rfind("consolidated", 0) == 0) native_weights = true;
+    if (IsNativeWeightFile(name)) native_weights = true;
   }
   if (has_params && (native_weights || !has_config)) {
     folder.layout = CheckpointLayout::kMistral;

@@ -84,6 +84,16 @@ int64_t WindowValue(const ConfigReader& reader, const Json& value, const std::st
   return window;
 }
 
+// head_dim when the config omits it: dim / n_heads, which must divide exactly.
+int64_t DefaultHeadDim(const ConfigReader& reader, const ModelParams& params) {
+  if (params.n_heads <= 0) return 0;  // reported by ValidateModelParams
+  if (params.dim % params.n_heads != 0) {
+    reader.Fail("head_dim is missing and dim (" + std::to_string(params.dim) + ") is not a multiple of the number of heads (" +
+                std::to_string(params.n_heads) + ")");
+  }
+  return params.dim / params.n_heads;
+}
+
 }  // namespace
 
 bool ModelParams::HasSlidingWindow() const {
@@ -110,8 +120,7 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   params.n_layers = reader.Int("n_layers");
   params.n_heads = reader.Int("n_heads");
   params.n_kv_heads = reader.IntOr("n_kv_heads", params.n_heads);
-  params.head_dim = reader.Has("head_dim") ? reader.Int("head_dim")
-                                           : (params.n_heads > 0 ? params.dim / params.n_heads : 0);
+  params.head_dim = reader.Has("head_dim") ? reader.Int("head_dim") : DefaultHeadDim(reader, params);
   params.hidden_dim = reader.Int("hidden_dim");
   params.vocab_size = reader.Int("vocab_size");
   params.norm_eps = reader.Number("norm_eps");
@@ -175,12 +184,14 @@ ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_na
   params.dim = reader.Int("hidden_size");
   params.n_layers = reader.Int("num_hidden_layers");
   params.n_heads = reader.Int("num_attention_heads");
-  params.n_kv_heads = reader.IntOr("num_key_value_heads", 8);  // transformers' class default
-  params.head_dim = reader.Has("head_dim") ? reader.Int("head_dim")
-                                           : (params.n_heads > 0 ? params.dim / params.n_heads : 0);
+  // transformers: absent → the class default 8; explicit null → num_attention_heads.
+  params.n_kv_heads = !root.contains("num_key_value_heads") ? 8
+                      : root.at("num_key_value_heads").is_null() ? params.n_heads
+                                                                 : reader.Int("num_key_value_heads");
+  params.head_dim = reader.Has("head_dim") ? reader.Int("head_dim") : DefaultHeadDim(reader, params);
   params.hidden_dim = reader.Int("intermediate_size");
   params.vocab_size = reader.Int("vocab_size");
-  params.norm_eps = reader.NumberOr("rms_norm_eps", 1e-6);
+  params.norm_eps = reader.NumberOr("rms_norm_eps", mixtral ? 1e-5 : 1e-6);  // class defaults
   params.rope_theta = reader.NumberOr("rope_theta", mixtral ? 1e6 : 1e4);
   if (reader.Has("max_position_embeddings")) params.max_positions = reader.Int("max_position_embeddings");
   if (root.contains("tie_word_embeddings") && root.at("tie_word_embeddings").is_boolean()) {

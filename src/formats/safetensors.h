@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/mapped_file.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 #include "tensor/matrix_view.h"
 
 namespace bora::formats {

@@ -23,6 +23,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> t
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorSpec& spec : tensors_) {
+    if (header.contains(spec.name)) throw InvalidArgument(path_ + ": duplicate tensor name \"" + spec.name + "\"");
     uint64_t size = spec.ByteSize();
     header[spec.name] = {{"dtype", std::string(DTypeName(spec.dtype))},
                          {"shape", spec.shape},
@@ -50,6 +51,7 @@ SafetensorsWriter::~SafetensorsWriter() {
 }
 
 void SafetensorsWriter::Append(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;  // zero-size tensors: nothing to write (and data() may be null)
   if (written_ + bytes.size() > total_bytes_) {
     throw InvalidArgument(path_ + ": more tensor data appended than the header declares");
   }

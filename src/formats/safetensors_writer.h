@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 namespace bora::formats {
 
