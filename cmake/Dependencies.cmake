@@ -8,3 +8,7 @@ endif()
 if(BORA_BUILD_BENCH)
   find_package(benchmark 1.7 REQUIRED)
 endif()
+# Tokenizer backends: SentencePiece (v1..v7 .model files) and PCRE2 (Tekken pre-tokenizer).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)

@@ -11,7 +11,7 @@ ALLOWED = {
     "tensor": {"base", "kernels"},
     "ops": {"base", "kernels", "tensor"},
     "formats": {"base", "tensor"},
-    "tokenizer": {"base"},
+    "tokenizer": {"base", "formats"},
     "model": {"base", "kernels", "tensor", "ops", "formats"},
     "runtime": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model"},
     "train": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model"},

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages bora builds and tests with; does nothing when all are present.
 set -euo pipefail
 packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev ccache pkg-config
-          libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
+          libsentencepiece-dev libpcre2-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
