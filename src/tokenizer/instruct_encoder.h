@@ -1,0 +1,78 @@
+// Builds the exact token sequence mistral-common builds for a chat or FIM request.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tokenizer/chat_request.h"
+#include "tokenizer/instruct_version.h"
+#include "tokenizer/tokenizer.h"
+
+namespace bora::tokenizer {
+
+struct Tokenized {
+  std::vector<int32_t> ids;
+  std::string text;  // the rendering: pieces joined (SentencePiece) or KEEP-decode (Tekken)
+  // Tokens of the final assistant message when the request ends with one (prefix or
+  // continue_final_message): the model continues them.
+  std::optional<std::vector<int32_t>> prefix_ids;
+};
+
+// The request after mistral-common's normalisation (merged roles, system prompt extracted for
+// v1..v3, JSON-normalised tool calls, v13 result ordering).
+struct InstructRequest {
+  std::vector<Message> messages;
+  std::optional<std::string> system_prompt;
+  std::optional<std::vector<ToolDefinition>> tools;
+  bool continue_final_message = false;
+};
+
+InstructRequest NormalizeChatRequest(const ChatRequest& request, InstructVersion version);
+
+// The debug rendering of `ids` as mistral-common's Tokenized.text.
+std::string RenderTokens(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
+
+// Encoder for one tokenizer and instruct version. Cheap to construct; looks up the control
+// tokens the version needs (a Tekken file missing one is an InvalidArgument, as in
+// mistral-common; SentencePiece files give id 0 like piece_to_id).
+class InstructEncoder {
+ public:
+  InstructEncoder(const Tokenizer& tokenizer, InstructVersion version);
+
+  InstructVersion version() const { return version_; }
+
+  // validate → normalise → encode. Throws InvalidArgument for a request mistral-common rejects.
+  Tokenized EncodeChat(const ChatRequest& request, ValidationMode mode) const;
+  // Encodes an already normalised request (no validation).
+  Tokenized EncodeInstruct(const InstructRequest& request) const;
+  // `<s>[SUFFIX]suffix[PREFIX]prompt`. Throws InvalidArgument for v1.
+  Tokenized EncodeFim(const FimRequest& request) const;
+
+ private:
+  struct ControlIds {
+    int32_t begin_inst = 0, end_inst = 0, begin_tools = 0, end_tools = 0, begin_results = 0,
+            end_results = 0, tool_calls = 0, prefix = 0, suffix = 0, begin_system = 0,
+            end_system = 0, tool_content = 0, args = 0, call_id = 0;
+  };
+
+  int32_t Control(const std::string& name) const;
+  std::vector<int32_t> Encode(const std::string& text) const;
+  void Append(std::vector<int32_t>& out, const std::string& text) const;
+
+  std::vector<int32_t> EncodeUser(const Message& message, const InstructRequest& request,
+                                  bool is_first, bool is_last) const;
+  std::vector<int32_t> EncodeAssistant(const Message& message, bool before_last_user,
+                                       bool continue_message) const;
+  std::vector<int32_t> EncodeTool(const Message& message, bool before_last_user) const;
+  std::vector<int32_t> EncodeSystem(const Message& message) const;
+  std::vector<int32_t> EncodeToolCalls(const std::vector<ToolCall>& calls) const;
+  void AppendChunks(std::vector<int32_t>& out, const Content& content, bool rstrip_text) const;
+
+  const Tokenizer& tokenizer_;
+  InstructVersion version_;
+  ControlIds ids_;
+};
+
+}  // namespace bora::tokenizer

@@ -1,0 +1,93 @@
+// Tokenizer file dispatch and instruct-version selection (file suffix, Tekken config, pieces).
+#include "tokenizer/load_tokenizer.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+#include <vector>
+
+#include "base/error.h"
+#include "formats/tokenizer_file.h"
+#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tekken_tokenizer.h"
+
+namespace bora::tokenizer {
+namespace {
+
+bool IsTekkenFileName(const std::string& name) {
+  return name.find("tekken") != std::string::npos && name.size() >= 5 &&
+         name.compare(name.size() - 5, 5, ".json") == 0;
+}
+
+// Version of a SentencePiece file from its name: ".vN" or ".vNmM" after the last '.'.
+std::optional<InstructVersion> VersionFromSuffix(const std::string& name) {
+  size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return std::nullopt;
+  static const std::regex kSuffix(R"(v(\d+)(m\d+)?)");
+  std::smatch match;
+  std::string suffix = name.substr(dot + 1);
+  if (!std::regex_match(suffix, match, kSuffix)) return std::nullopt;
+  return ParseInstructVersion("v" + match[1].str());
+}
+
+VersionChoice InferFromPieces(const Tokenizer& tokenizer) {
+  if (tokenizer.FindSpecial("[SYSTEM_PROMPT]")) {
+    return {InstructVersion::kV7, "the file has no version suffix; it defines [SYSTEM_PROMPT] as a control piece, so v7"};
+  }
+  if (tokenizer.FindSpecial("[PREFIX]")) {
+    return {InstructVersion::kV3, "the file has no version suffix; it defines [PREFIX] but not [SYSTEM_PROMPT] as control pieces, so v3"};
+  }
+  if (tokenizer.FindSpecial("[INST]")) {
+    return {InstructVersion::kV2, "the file has no version suffix; it defines [INST] but not [PREFIX] as control pieces, so v2"};
+  }
+  return {InstructVersion::kV1, "the file has no version suffix and no [INST] control piece, so v1 ([INST] as plain text)"};
+}
+
+}  // namespace
+
+LoadedTokenizer LoadTokenizer(const std::string& path, std::optional<InstructVersion> override_version) {
+  LoadedTokenizer loaded;
+  loaded.path = path;
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (IsTekkenFileName(name)) {
+    auto tekken = LoadTekkenTokenizer(path);
+    loaded.version = {ParseInstructVersion(tekken->config_version()),
+                      "Tekken file whose config.version is \"" + tekken->config_version() + "\""};
+    loaded.tokenizer = std::move(tekken);
+  } else {
+    loaded.tokenizer = LoadSentencePieceTokenizer(path);
+    if (auto version = VersionFromSuffix(name)) {
+      loaded.version = {*version, "SentencePiece file name suffix \"" + name.substr(name.rfind('.') + 1) + "\""};
+    } else {
+      loaded.version = InferFromPieces(*loaded.tokenizer);
+    }
+  }
+  if (override_version) {
+    loaded.version = {*override_version, "--version " + InstructVersionName(*override_version) +
+                                             " overrides the file's own (" + loaded.version.reason + ")"};
+  }
+  return loaded;
+}
+
+std::string FindTokenizerFile(const std::string& folder) {
+  std::vector<std::string> names;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    if (!entry.is_regular_file()) continue;
+    std::string name = entry.path().filename().string();
+    if (formats::IsTokenizerFileName(name)) names.push_back(name);
+  }
+  if (names.empty()) return "";
+  // Preference: Tekken, then the highest-versioned SentencePiece name, then tokenizer.model.
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    bool a_tekken = IsTekkenFileName(a), b_tekken = IsTekkenFileName(b);
+    if (a_tekken != b_tekken) return a_tekken;
+    auto a_version = VersionFromSuffix(a), b_version = VersionFromSuffix(b);
+    if (a_version.has_value() != b_version.has_value()) return a_version.has_value();
+    if (a_version && *a_version != *b_version) return *a_version > *b_version;
+    return a < b;
+  });
+  return (std::filesystem::path(folder) / names.front()).string();
+}
+
+}  // namespace bora::tokenizer
