@@ -21,6 +21,8 @@ Command RegisterCheckGolden(CLI::App& app);
 Command RegisterGenerate(CLI::App& app);
 Command RegisterMakeModel(CLI::App& app);
 Command RegisterBench(CLI::App& app);
+Command RegisterTokenize(CLI::App& app);
+Command RegisterRender(CLI::App& app);
 
 // "1,2,3" or "1 2 3" → ids; throws InvalidArgument for anything else.
 std::vector<int32_t> ParseTokenList(const std::string& text);

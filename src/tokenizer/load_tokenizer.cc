@@ -27,7 +27,8 @@ std::optional<InstructVersion> VersionFromSuffix(const std::string& name) {
   std::smatch match;
   std::string suffix = name.substr(dot + 1);
   if (!std::regex_match(suffix, match, kSuffix)) return std::nullopt;
-  return ParseInstructVersion("v" + match[1].str());
+  std::string version_name = suffix.substr(0, 1 + match[1].length());  // "v" and its digits
+  return ParseInstructVersion(version_name);
 }
 
 VersionChoice InferFromPieces(const Tokenizer& tokenizer) {

@@ -34,8 +34,9 @@ class Tokenizer {
 
   // Raw encoding exactly as mistral-common's encode(text, bos=False, eos=False): no BOS/EOS,
   // control/special token names inside `text` are ordinary text, never control ids.
-  // `text` is UTF-8; invalid bytes are encoded as the backend would encode U+FFFD-free bytes
-  // (byte fallback / byte-level BPE), never rejected.
+  // `text` should be UTF-8; invalid bytes are never rejected but first replaced by U+FFFD
+  // (SentencePiece: one per byte, as the library does; Tekken: one per maximal invalid run,
+  // as Python's errors="replace").
   virtual std::vector<int32_t> Encode(std::string_view text) const = 0;
 
   // Text of `ids` as mistral-common's decode(ids, policy). Out-of-range ids throw InvalidArgument.

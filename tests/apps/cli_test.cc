@@ -52,7 +52,7 @@ std::string Join(const std::vector<int>& ids, const char* separator) {
 TEST(CliTest, HelpOnEveryCommand) {
   CommandResult top = RunBora("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"check-golden", "generate", "make-model", "bench"}) {
+  for (const char* command : {"check-golden", "generate", "make-model", "bench", "tokenize", "render"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
     CommandResult help = RunBora(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
@@ -200,6 +200,65 @@ TEST(CliTest, BenchReportsRates) {
   nlohmann::json report = nlohmann::json::parse(run.output);
   EXPECT_GT(report["prefill_tokens_per_second"].get<double>(), 0);
   EXPECT_GT(report["decode_tokens_per_second"].get<double>(), 0);
+}
+
+// Runs `bora ARGS` with `input` on stdin and returns one parsed JSON value per output line.
+std::vector<nlohmann::json> RunJsonLines(const std::string& arguments, const std::string& input,
+                                         int* exit_code = nullptr) {
+  TempDir folder;
+  WriteFile(folder.File("input.jsonl"), input);
+  CommandResult result = RunBora(arguments + " < " + folder.File("input.jsonl"));
+  if (exit_code) *exit_code = result.exit_code;
+  std::vector<nlohmann::json> lines;
+  std::istringstream stream(result.output);
+  std::string line;
+  while (std::getline(stream, line)) {
+    if (line.empty() || line[0] != '{') continue;  // skips --explain lines on stderr
+    lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+TEST(CliTest, TokenizeEncodesAndDecodesJsonLines) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string tekken = shared + "/tokenizers/tekken_240718-reconstructed.json";
+  int exit_code = -1;
+  auto encoded = RunJsonLines("tokenize --tokenizer " + tekken,
+                              "{\"text\": \"Hello world\"}\nnot json\n{\"text\": \"[INST]\"}\n", &exit_code);
+  EXPECT_EQ(exit_code, 0);
+  ASSERT_EQ(encoded.size(), 3u);
+  EXPECT_EQ(encoded[0]["ids"], nlohmann::json({22177, 4304}));
+  EXPECT_TRUE(encoded[1].contains("error"));
+  EXPECT_EQ(encoded[2]["ids"], nlohmann::json({1091, 3174, 3074, 1093}));  // text, not control id 3
+  auto decoded = RunJsonLines("tokenize --decode --tokenizer " + tekken,
+                              "{\"ids\": [22177, 4304]}\n{\"ids\": [999999999]}\n");
+  ASSERT_EQ(decoded.size(), 2u);
+  EXPECT_EQ(decoded[0]["text"], "Hello world");
+  EXPECT_TRUE(decoded[1].contains("error"));
+}
+
+TEST(CliTest, RenderBuildsPromptsAndReportsErrorsPerLine) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string v3 = shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3";
+  const std::string input =
+      "{\"request\": {\"messages\": [{\"role\": \"system\", \"content\": \"SYSTEM\"}, "
+      "{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}, "
+      "{\"role\": \"user\", \"content\": \"c\"}]}}\n"
+      "{\"request\": {\"messages\": [{\"role\": \"assistant\", \"content\": \"b\"}]}}\n"
+      "{\"request\": {\"prompt\": \"def f(\", \"suffix\": \"return a + b\"}}\n";
+  int exit_code = -1;
+  auto lines = RunJsonLines("render --tokenizer " + v3, input, &exit_code);
+  EXPECT_EQ(exit_code, 0);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["ids"], nlohmann::json({1, 3, 1032, 4, 1055, 2, 3, 17889, 23294, 781, 781, 29485, 4}));
+  EXPECT_EQ(lines[0]["text"], "<s>[INST]\u2581a[/INST]\u2581b</s>[INST]\u2581SYSTEM<0x0A><0x0A>c[/INST]");
+  EXPECT_TRUE(lines[1].contains("error"));
+  EXPECT_EQ(lines[2]["ids"], nlohmann::json({1, 13, 1575, 1032, 1416, 1055, 11, 1569, 1053, 29500}));
+  // --version overrides the file's v3 and --explain says so.
+  CommandResult explain = RunBora("render --explain --version v7 --tokenizer " + v3 + " < /dev/null");
+  EXPECT_EQ(explain.exit_code, 0);
+  EXPECT_NE(explain.output.find("instruct version v7"), std::string::npos) << explain.output;
+  EXPECT_NE(RunBora("render --version v9 --tokenizer " + v3 + " < /dev/null").exit_code, 0);
 }
 
 }  // namespace
