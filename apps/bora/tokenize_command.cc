@@ -1,9 +1,8 @@
 // `bora tokenize` and `bora render`: JSON-lines front ends of the tokenizers and prompt builder.
 #include <cstdio>
 #include <iostream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/error.h"
 #include "commands.h"
@@ -51,7 +50,8 @@ int RunTokenize(const TokenizeFlags& flags) {
   ForEachJsonLine([&](const OrderedJson& input) -> OrderedJson {
     if (flags.decode) {
       auto ids = input.find("ids");
-      if (ids == input.end() || !ids->is_array()) throw InvalidArgument("expected {\"ids\": [...]}");
+      if (ids == input.end() || !ids->is_array())
+        throw InvalidArgument("expected {\"ids\": [...]}");
       std::vector<int32_t> values;
       for (const auto& id : *ids) {
         if (!id.is_number_integer()) throw InvalidArgument("ids must be integers");
@@ -65,7 +65,8 @@ int RunTokenize(const TokenizeFlags& flags) {
       return OrderedJson{{"text", tok.Decode(values)}};
     }
     auto text = input.find("text");
-    if (text == input.end() || !text->is_string()) throw InvalidArgument("expected {\"text\": \"...\"}");
+    if (text == input.end() || !text->is_string())
+      throw InvalidArgument("expected {\"text\": \"...\"}");
     return OrderedJson{{"ids", tok.Encode(text->get<std::string>())}};
   });
   return 0;
@@ -86,7 +87,8 @@ int RunRender(const RenderFlags& flags) {
   auto loaded = tokenizer::LoadTokenizer(flags.tokenizer_path, override_version);
   if (flags.explain) {
     std::fprintf(stderr, "bora: %s: instruct version %s (%s)\n", flags.tokenizer_path.c_str(),
-                 tokenizer::InstructVersionName(loaded.version.version).c_str(), loaded.version.reason.c_str());
+                 tokenizer::InstructVersionName(loaded.version.version).c_str(),
+                 loaded.version.reason.c_str());
   }
   tokenizer::InstructEncoder encoder(*loaded.tokenizer, loaded.version.version);
   ForEachJsonLine([&](const OrderedJson& input) -> OrderedJson {
@@ -106,29 +108,39 @@ int RunRender(const RenderFlags& flags) {
 
 Command RegisterTokenize(CLI::App& app) {
   auto flags = std::make_shared<TokenizeFlags>();
-  CLI::App* command = app.add_subcommand(
-      "tokenize", "Encode JSON lines {\"text\": ...} from stdin to {\"ids\": [...]} (no BOS/EOS), or decode with --decode");
-  command->add_option("--tokenizer", flags->tokenizer_path, "Tokenizer file (tokenizer.model*, tekken*.json)")
+  CLI::App* command = app.add_subcommand("tokenize",
+                                         "Encode JSON lines {\"text\": ...} from stdin to "
+                                         "{\"ids\": [...]} (no BOS/EOS), or decode with --decode");
+  command
+      ->add_option("--tokenizer", flags->tokenizer_path,
+                   "Tokenizer file (tokenizer.model*, tekken*.json)")
       ->required()
       ->check(CLI::ExistingFile);
-  command->add_flag("--decode", flags->decode, "Read {\"ids\": [...]} lines and write {\"text\": ...}");
+  command->add_flag("--decode", flags->decode,
+                    "Read {\"ids\": [...]} lines and write {\"text\": ...}");
   return {command, [flags] { return RunTokenize(*flags); }};
 }
 
 Command RegisterRender(CLI::App& app) {
   auto flags = std::make_shared<RenderFlags>();
-  CLI::App* command = app.add_subcommand(
-      "render",
-      "Build prompts exactly like mistral-common: JSON lines {\"request\": chat or FIM request} from stdin "
-      "to {\"ids\": [...], \"text\": ...} or {\"error\": ...}");
-  command->add_option("--tokenizer", flags->tokenizer_path, "Tokenizer file (tokenizer.model*, tekken*.json)")
+  CLI::App* command = app.add_subcommand("render",
+                                         "Build prompts exactly like mistral-common: JSON lines "
+                                         "{\"request\": chat or FIM request} from stdin "
+                                         "to {\"ids\": [...], \"text\": ...} or {\"error\": ...}");
+  command
+      ->add_option("--tokenizer", flags->tokenizer_path,
+                   "Tokenizer file (tokenizer.model*, tekken*.json)")
       ->required()
       ->check(CLI::ExistingFile);
-  command->add_option("--version", flags->version,
-                      "Instruct version v1|v2|v3|v7|v11|v13|v15 (default: from the tokenizer file)");
-  command->add_option("--mode", flags->mode, "Validation: test (mistral-common default) or serving (API rules)")
+  command->add_option(
+      "--version", flags->version,
+      "Instruct version v1|v2|v3|v7|v11|v13|v15 (default: from the tokenizer file)");
+  command
+      ->add_option("--mode", flags->mode,
+                   "Validation: test (mistral-common default) or serving (API rules)")
       ->check(CLI::IsMember({"test", "serving"}));
-  command->add_flag("--explain", flags->explain, "Print on stderr which instruct version is used and why");
+  command->add_flag("--explain", flags->explain,
+                    "Print on stderr which instruct version is used and why");
   return {command, [flags] { return RunRender(*flags); }};
 }
 

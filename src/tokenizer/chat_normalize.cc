@@ -74,7 +74,8 @@ Message AggregateAssistants(const std::vector<const Message*>& group, InstructVe
     assistant.prefix = assistant.prefix || message->prefix;
   }
   if (contents.empty()) return assistant;
-  bool any_chunks = std::any_of(contents.begin(), contents.end(), [](const Content& c) { return c.is_chunks; });
+  bool any_chunks =
+      std::any_of(contents.begin(), contents.end(), [](const Content& c) { return c.is_chunks; });
   if (!any_chunks) {
     std::string joined;
     for (size_t i = 0; i < contents.size(); ++i) {
@@ -98,13 +99,15 @@ Message AggregateAssistants(const std::vector<const Message*>& group, InstructVe
   return assistant;
 }
 
-std::vector<Message> AggregateTools(const std::vector<const Message*>& group, InstructVersion version,
+std::vector<Message> AggregateTools(const std::vector<const Message*>& group,
+                                    InstructVersion version,
                                     const std::vector<std::string>& latest_call_ids) {
   std::vector<Message> tools;
   for (const Message* message : group) {
     Message tool = *message;
     std::string content = message->content.JoinedText();
-    tool.content = Content::Text(version <= InstructVersion::kV3 ? NormalizeJsonContent(content) : content);
+    tool.content =
+        Content::Text(version <= InstructVersion::kV3 ? NormalizeJsonContent(content) : content);
     tools.push_back(std::move(tool));
   }
   if (version >= InstructVersion::kV13) {
@@ -113,7 +116,8 @@ std::vector<Message> AggregateTools(const std::vector<const Message*>& group, In
     std::map<std::string, size_t> call_index;
     for (size_t i = 0; i < latest_call_ids.size(); ++i) call_index[latest_call_ids[i]] = i;
     std::map<std::string, size_t> result_index;
-    for (size_t i = 0; i < tools.size(); ++i) result_index[tools[i].tool_call_id.value_or("None")] = i;
+    for (size_t i = 0; i < tools.size(); ++i)
+      result_index[tools[i].tool_call_id.value_or("None")] = i;
     auto key = [&](const Message& message) {
       auto call = call_index.find(message.tool_call_id.value_or("null"));
       double primary = call == call_index.end() ? std::numeric_limits<double>::infinity()
@@ -166,11 +170,14 @@ InstructRequest NormalizeChatRequest(const ChatRequest& request, InstructVersion
       case Role::kAssistant: {
         normalized.messages.push_back(AggregateAssistants(group, version));
         if (normalized.messages.back().tool_calls) {
-          for (const auto& call : *normalized.messages.back().tool_calls) latest_call_ids.push_back(call.id);
+          for (const auto& call : *normalized.messages.back().tool_calls)
+            latest_call_ids.push_back(call.id);
         }
         break;
       }
-      case Role::kUser: normalized.messages.push_back(AggregateUsers(group, version)); break;
+      case Role::kUser:
+        normalized.messages.push_back(AggregateUsers(group, version));
+        break;
       case Role::kSystem:
         if (system_in_place) {
           for (const Message* message : group) {
@@ -189,7 +196,8 @@ InstructRequest NormalizeChatRequest(const ChatRequest& request, InstructVersion
   }
   flush();
 
-  if (normalized.messages.empty() || (!system_in_place && normalized.messages.front().role != Role::kUser)) {
+  if (normalized.messages.empty() ||
+      (!system_in_place && normalized.messages.front().role != Role::kUser)) {
     Message empty_user;
     empty_user.role = Role::kUser;
     empty_user.content = Content::Text("");

@@ -60,7 +60,8 @@ std::string ThinkingText(const OrderedJson& value, const std::string& where) {
 Content ParseContent(const OrderedJson& value, const std::string& where) {
   if (value.is_null()) return Content::None();
   if (value.is_string()) return Content::Text(value.get<std::string>());
-  if (!value.is_array()) Fail(where, "expected a string, a list of chunks or null, got " + TypeName(value));
+  if (!value.is_array())
+    Fail(where, "expected a string, a list of chunks or null, got " + TypeName(value));
   Content content;
   content.present = true;
   content.is_chunks = true;
@@ -86,7 +87,8 @@ Content ParseContent(const OrderedJson& value, const std::string& where) {
         if (!closed->is_boolean()) Fail(item_where + ".closed", "expected a boolean");
         chunk.closed = closed->get<bool>();
       }
-    } else if (type == "image_url" || type == "image" || type == "input_audio" || type == "audio_url") {
+    } else if (type == "image_url" || type == "image" || type == "input_audio" ||
+               type == "audio_url") {
       throw Unsupported("invalid request: " + item_where + ": '" + type +
                         "' chunks are not supported (bora serves text-only models)");
     } else {
@@ -182,7 +184,8 @@ ToolDefinition ParseTool(const OrderedJson& value, const std::string& where, Val
     // OpenAI makes parameters optional (a function without arguments); mistral-common does not.
     if (mode != ValidationMode::kServing) Fail(where + ".function", "missing 'parameters'");
   } else {
-    if (!parameters->is_object()) Fail(where + ".function.parameters", "expected a JSON Schema object");
+    if (!parameters->is_object())
+      Fail(where + ".function.parameters", "expected a JSON Schema object");
     tool.parameters = *parameters;
   }
   return tool;
@@ -192,10 +195,14 @@ ToolDefinition ParseTool(const OrderedJson& value, const std::string& where, Val
 
 std::string RoleName(Role role) {
   switch (role) {
-    case Role::kSystem: return "system";
-    case Role::kUser: return "user";
-    case Role::kAssistant: return "assistant";
-    case Role::kTool: return "tool";
+    case Role::kSystem:
+      return "system";
+    case Role::kUser:
+      return "user";
+    case Role::kAssistant:
+      return "assistant";
+    case Role::kTool:
+      return "tool";
   }
   return "?";
 }
@@ -225,7 +232,8 @@ ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode) {
   if (messages == body.end()) Fail("request", "missing 'messages'");
   if (!messages->is_array()) Fail("messages", "expected a list of messages");
   for (size_t i = 0; i < messages->size(); ++i) {
-    request.messages.push_back(ParseMessage((*messages)[i], "messages[" + std::to_string(i) + "]", mode));
+    request.messages.push_back(
+        ParseMessage((*messages)[i], "messages[" + std::to_string(i) + "]", mode));
   }
   auto tools = body.find("tools");
   if (tools != body.end() && !tools->is_null()) {

@@ -32,8 +32,8 @@ struct ContentChunk {
 struct Content {
   bool present = false;
   bool is_chunks = false;
-  std::string text;                   // when !is_chunks
-  std::vector<ContentChunk> chunks;   // when is_chunks
+  std::string text;                  // when !is_chunks
+  std::vector<ContentChunk> chunks;  // when is_chunks
 
   static Content None() { return {}; }
   static Content Text(std::string value) { return {true, false, std::move(value), {}}; }
@@ -47,7 +47,7 @@ struct Content {
 struct ToolCall {
   std::string id = "null";  // mistral-common's default for a missing id
   std::string name;
-  std::string arguments;    // JSON text (objects given as objects are serialised)
+  std::string arguments;  // JSON text (objects given as objects are serialised)
 };
 
 struct Message {

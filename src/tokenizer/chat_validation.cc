@@ -9,7 +9,9 @@
 namespace bora::tokenizer {
 namespace {
 
-[[noreturn]] void Reject(const std::string& problem) { throw InvalidArgument("invalid request: " + problem); }
+[[noreturn]] void Reject(const std::string& problem) {
+  throw InvalidArgument("invalid request: " + problem);
+}
 
 // Python's re.match("^...$") also accepts one trailing newline before the end.
 std::string_view WithoutFinalNewline(std::string_view text) {
@@ -17,7 +19,9 @@ std::string_view WithoutFinalNewline(std::string_view text) {
   return text;
 }
 
-bool IsAsciiAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool IsAsciiAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
 // ^[a-zA-Z0-9_-]{1,64}$
 bool IsValidFunctionName(std::string_view name) {
@@ -41,7 +45,8 @@ bool IsValidToolCallId(std::string_view id) {
 
 std::string NameError(const std::string& name) {
   return "Function name was " + name +
-         " but must be a-z, A-Z, 0-9, or contain underscores and dashes, with a maximum length of 64.";
+         " but must be a-z, A-Z, 0-9, or contain underscores and dashes, with a maximum length of "
+         "64.";
 }
 
 bool RequiresCallIds(InstructVersion version) { return version >= InstructVersion::kV3; }
@@ -71,8 +76,10 @@ bool CheckSchema(const OrderedJson& schema, const std::string& path, std::string
       if (value.is_array()) {
         std::set<std::string> seen;
         for (const auto& item : value) {
-          if (!IsTypeName(item)) return fail(item.dump() + " is not valid under any of the given schemas");
-          if (!seen.insert(item.get<std::string>()).second) return fail(value.dump() + " has non-unique elements");
+          if (!IsTypeName(item))
+            return fail(item.dump() + " is not valid under any of the given schemas");
+          if (!seen.insert(item.get<std::string>()).second)
+            return fail(value.dump() + " has non-unique elements");
         }
       } else if (!IsTypeName(value)) {
         return fail(value.dump() + " is not valid under any of the given schemas");
@@ -96,7 +103,8 @@ bool CheckSchema(const OrderedJson& schema, const std::string& path, std::string
                key == "else") {
       if (!CheckSchema(value, child, problem)) return false;
     } else if (key == "allOf" || key == "anyOf" || key == "oneOf") {
-      if (!value.is_array() || value.empty()) return fail(value.dump() + " is not a non-empty array");
+      if (!value.is_array() || value.empty())
+        return fail(value.dump() + " is not a non-empty array");
       for (const auto& sub : value) {
         if (!CheckSchema(sub, child, problem)) return false;
       }
@@ -105,7 +113,8 @@ bool CheckSchema(const OrderedJson& schema, const std::string& path, std::string
       std::set<std::string> seen;
       for (const auto& item : value) {
         if (!item.is_string()) return fail(item.dump() + " is not of type 'string'");
-        if (!seen.insert(item.get<std::string>()).second) return fail(value.dump() + " has non-unique elements");
+        if (!seen.insert(item.get<std::string>()).second)
+          return fail(value.dump() + " has non-unique elements");
       }
     } else if (key == "enum") {
       if (!value.is_array()) return fail(value.dump() + " is not of type 'array'");
@@ -113,12 +122,15 @@ bool CheckSchema(const OrderedJson& schema, const std::string& path, std::string
                key == "exclusiveMaximum") {
       if (!value.is_number()) return fail(value.dump() + " is not of type 'number'");
     } else if (key == "multipleOf") {
-      if (!value.is_number() || value.get<double>() <= 0) return fail(value.dump() + " is not a positive number");
+      if (!value.is_number() || value.get<double>() <= 0)
+        return fail(value.dump() + " is not a positive number");
     } else if (key == "minLength" || key == "maxLength" || key == "minItems" || key == "maxItems" ||
                key == "minProperties" || key == "maxProperties") {
       bool integral = value.is_number_integer() ||
-                      (value.is_number_float() && value.get<double>() == static_cast<int64_t>(value.get<double>()));
-      if (!integral || value.get<double>() < 0) return fail(value.dump() + " is not a non-negative integer");
+                      (value.is_number_float() &&
+                       value.get<double>() == static_cast<int64_t>(value.get<double>()));
+      if (!integral || value.get<double>() < 0)
+        return fail(value.dump() + " is not a non-negative integer");
     } else if (key == "uniqueItems") {
       if (!value.is_boolean()) return fail(value.dump() + " is not of type 'boolean'");
     } else if (key == "pattern" || key == "format" || key == "title" || key == "description" ||
@@ -136,7 +148,9 @@ void ValidateToolCall(const ToolCall& call, InstructVersion version, ValidationM
       Reject("Tool call id was " + call.id + " but must be a-z, A-Z, 0-9, with a length of 9.");
     }
     if (mode == ValidationMode::kFinetuning && !is_last_message && call.id == "null") {
-      Reject("Tool call id of assistant message that is not last has to be defined in finetuning mode.");
+      Reject(
+          "Tool call id of assistant message that is not last has to be defined in finetuning "
+          "mode.");
     }
     if (mode == ValidationMode::kServing && call.id == "null") {
       Reject("Tool call id has to be defined in serving mode.");
@@ -153,15 +167,21 @@ void ValidateLastMessage(const Message& message, bool continue_final_message, Va
     if (continue_final_message) Reject("Cannot continue final message in finetuning mode");
     return;
   }
-  bool bad_assistant = message.role == Role::kAssistant && !message.prefix && !continue_final_message;
+  bool bad_assistant =
+      message.role == Role::kAssistant && !message.prefix && !continue_final_message;
   bool bad_role = message.role != Role::kUser && message.role != Role::kTool;
   if (bad_assistant && bad_role) {
-    Reject("Expected last role User or Tool (or Assistant with prefix or continue_final_message set to "
-           "True) for serving but got " + RoleName(message.role));
+    Reject(
+        "Expected last role User or Tool (or Assistant with prefix or continue_final_message set "
+        "to "
+        "True) for serving but got " +
+        RoleName(message.role));
   }
   if (continue_final_message && (message.role != Role::kAssistant || message.prefix)) {
-    Reject("Expected last role Assistant with prefix False for serving with continue_final_message "
-           "set to True but got " + RoleName(message.role));
+    Reject(
+        "Expected last role Assistant with prefix False for serving with continue_final_message "
+        "set to True but got " +
+        RoleName(message.role));
   }
 }
 
@@ -172,9 +192,13 @@ void ValidateOrder(const std::vector<Message>& messages) {
     bool allowed = true;
     switch (previous) {
       case Role::kSystem:
-      case Role::kUser: allowed = current != Role::kTool; break;
+      case Role::kUser:
+        allowed = current != Role::kTool;
+        break;
       case Role::kAssistant:
-      case Role::kTool: allowed = current != Role::kSystem; break;
+      case Role::kTool:
+        allowed = current != Role::kSystem;
+        break;
     }
     if (!allowed) {
       Reject("Unexpected role '" + RoleName(current) + "' after role '" + RoleName(previous) + "'");
@@ -198,7 +222,8 @@ void ValidateCallCounts(const std::vector<Message>& messages, ValidationMode mod
   if (expected != 0 && mode == ValidationMode::kServing) {
     Reject("Not the same number of function calls and responses");
   }
-  if (expected < 0 && mode == ValidationMode::kFinetuning) Reject("More tool responses than tool calls");
+  if (expected < 0 && mode == ValidationMode::kFinetuning)
+    Reject("More tool responses than tool calls");
 }
 
 // v13+: results must answer distinct calls of the latest assistant turn, by id.
@@ -213,7 +238,8 @@ void ValidateCallIds(const std::vector<Message>& messages, ValidationMode mode) 
       if (!expected.count(id)) Reject("Unexpected tool call id " + id + " in tool results");
       observed.insert(id);
     } else if (message.role == Role::kAssistant) {
-      if (expected.size() != observed.size()) Reject("Not the same number of function calls and responses");
+      if (expected.size() != observed.size())
+        Reject("Not the same number of function calls and responses");
       expected.clear();
       observed.clear();
       if (message.tool_calls) {
@@ -269,9 +295,11 @@ void ValidateMessageContent(const std::vector<Message>& messages, InstructVersio
           Reject("thinking chunks need instruct version v13 or later");
         }
         if (message.tool_calls) {
-          for (const auto& call : *message.tool_calls) ValidateToolCall(call, version, mode, is_last);
+          for (const auto& call : *message.tool_calls)
+            ValidateToolCall(call, version, mode, is_last);
         }
-        if (message.prefix && !is_last) Reject("Assistant message with prefix True must be last message");
+        if (message.prefix && !is_last)
+          Reject("Assistant message with prefix True must be last message");
         break;
       }
     }
@@ -287,13 +315,16 @@ bool IsValidToolSchema(const OrderedJson& schema, std::string* problem) {
 void ValidateChatRequest(const ChatRequest& request, InstructVersion version, ValidationMode mode) {
   const auto& messages = request.messages;
   if (messages.empty()) Reject("Conversation must have at least one message");
-  if (messages.size() == 1 && messages[0].role != Role::kUser && messages[0].role != Role::kSystem) {
+  if (messages.size() == 1 && messages[0].role != Role::kUser &&
+      messages[0].role != Role::kSystem) {
     Reject("Conversation must start with a user message or system message");
   }
   if (mode == ValidationMode::kFinetuning || messages.size() > 1) {
     ValidateLastMessage(messages.back(), request.continue_final_message, mode);
-    if (mode == ValidationMode::kFinetuning && RequiresCallIds(version) && messages.back().tool_calls) {
-      for (const auto& call : *messages.back().tool_calls) ValidateToolCall(call, version, mode, true);
+    if (mode == ValidationMode::kFinetuning && RequiresCallIds(version) &&
+        messages.back().tool_calls) {
+      for (const auto& call : *messages.back().tool_calls)
+        ValidateToolCall(call, version, mode, true);
     }
   }
   ValidateOrder(messages);

@@ -23,7 +23,8 @@ bool ToolsBeforeFirstUser(InstructVersion version) { return version >= InstructV
 }  // namespace
 
 std::string RenderTokens(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
-  if (tokenizer.backend() == Backend::kTekken) return tokenizer.Decode(ids, SpecialTokenPolicy::kKeep);
+  if (tokenizer.backend() == Backend::kTekken)
+    return tokenizer.Decode(ids, SpecialTokenPolicy::kKeep);
   std::string text;
   for (int32_t id : ids) text += tokenizer.IdToPiece(id);
   return text;
@@ -85,8 +86,9 @@ void InstructEncoder::AppendChunks(std::vector<int32_t>& out, const Content& con
   }
 }
 
-std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message, const InstructRequest& request,
-                                                 bool is_first, bool is_last) const {
+std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message,
+                                                 const InstructRequest& request, bool is_first,
+                                                 bool is_last) const {
   const std::string& content = message.content.text;
   if (version_ == InstructVersion::kV1) {
     std::string text = is_first && request.system_prompt && !request.system_prompt->empty()
@@ -128,7 +130,8 @@ std::vector<int32_t> InstructEncoder::EncodeToolCalls(const std::vector<ToolCall
       OrderedJson entry = OrderedJson::object();
       entry["name"] = call.name;
       entry["arguments"] = ParseJsonOrString(call.arguments);
-      if (version_ >= InstructVersion::kV3 && !call.id.empty() && call.id != "null") entry["id"] = call.id;
+      if (version_ >= InstructVersion::kV3 && !call.id.empty() && call.id != "null")
+        entry["id"] = call.id;
       list.push_back(std::move(entry));
     }
     out.push_back(ids_.tool_calls);
@@ -144,8 +147,8 @@ std::vector<int32_t> InstructEncoder::EncodeToolCalls(const std::vector<ToolCall
         Append(out, call.id);
       }
     } else if (call.id.empty() || call.id == "null") {
-      throw InvalidArgument("invalid request: tool call '" + call.name + "' needs an id for instruct version " +
-                            InstructVersionName(version_));
+      throw InvalidArgument("invalid request: tool call '" + call.name +
+                            "' needs an id for instruct version " + InstructVersionName(version_));
     }
     out.push_back(ids_.args);
     Append(out, PythonJsonDumps(ParseJsonOrString(call.arguments)));
@@ -164,13 +167,16 @@ std::vector<int32_t> InstructEncoder::EncodeAssistant(const Message& message, bo
   }
   std::vector<int32_t> out;
   if (version_ == InstructVersion::kV1) {
-    if (has_calls) throw InvalidArgument("invalid request: tools are not available with instruct version v1");
+    if (has_calls)
+      throw InvalidArgument("invalid request: tools are not available with instruct version v1");
     if (!has_content) throw InvalidArgument("invalid request: assistant message without content");
     Append(out, message.content.JoinedText());
   } else if (version_ <= InstructVersion::kV3) {
     if (has_calls && has_content) {
-      throw InvalidArgument("invalid request: an assistant message cannot have both content and tool "
-                            "calls with instruct version " + InstructVersionName(version_));
+      throw InvalidArgument(
+          "invalid request: an assistant message cannot have both content and tool "
+          "calls with instruct version " +
+          InstructVersionName(version_));
     }
     if (has_calls) {
       // v2 drops tool traffic before the last user message (no EOS either).
@@ -179,11 +185,13 @@ std::vector<int32_t> InstructEncoder::EncodeAssistant(const Message& message, bo
     } else if (has_content) {
       Append(out, RightStripSpaces(message.content.JoinedText()));
     } else {
-      throw InvalidArgument("invalid request: assistant message has neither content nor tool calls");
+      throw InvalidArgument(
+          "invalid request: assistant message has neither content nor tool calls");
     }
   } else {
     if (!has_content && !has_calls) {
-      throw InvalidArgument("invalid request: assistant message has neither content nor tool calls");
+      throw InvalidArgument(
+          "invalid request: assistant message has neither content nor tool calls");
     }
     if (has_content) AppendChunks(out, message.content, /*rstrip_text=*/true);
     if (has_calls) {
@@ -195,7 +203,8 @@ std::vector<int32_t> InstructEncoder::EncodeAssistant(const Message& message, bo
   return out;
 }
 
-std::vector<int32_t> InstructEncoder::EncodeTool(const Message& message, bool before_last_user) const {
+std::vector<int32_t> InstructEncoder::EncodeTool(const Message& message,
+                                                 bool before_last_user) const {
   const std::string& content = message.content.text;
   std::vector<int32_t> out;
   if (version_ == InstructVersion::kV1) {
@@ -212,8 +221,9 @@ std::vector<int32_t> InstructEncoder::EncodeTool(const Message& message, bool be
     return out;
   }
   if (!message.tool_call_id) {
-    throw InvalidArgument("invalid request: a tool message needs tool_call_id with instruct version " +
-                          InstructVersionName(version_));
+    throw InvalidArgument(
+        "invalid request: a tool message needs tool_call_id with instruct version " +
+        InstructVersionName(version_));
   }
   out.push_back(ids_.begin_results);
   if (version_ == InstructVersion::kV3) {
@@ -255,19 +265,26 @@ Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const 
     const Message& message = request.messages[i];
     const bool is_final = i == count - 1;
     if (request.continue_final_message && is_final && message.role != Role::kAssistant) {
-      throw InvalidArgument("invalid request: Cannot continue final message if it is not an assistant message");
+      throw InvalidArgument(
+          "invalid request: Cannot continue final message if it is not an assistant message");
     }
     std::vector<int32_t> tokens;
     switch (message.role) {
-      case Role::kUser: tokens = EncodeUser(message, request, i == first_user, i == last_user); break;
-      case Role::kTool: tokens = EncodeTool(message, i < last_user); break;
+      case Role::kUser:
+        tokens = EncodeUser(message, request, i == first_user, i == last_user);
+        break;
+      case Role::kTool:
+        tokens = EncodeTool(message, i < last_user);
+        break;
       case Role::kAssistant:
-        tokens = EncodeAssistant(message, i < last_user, request.continue_final_message && is_final);
+        tokens =
+            EncodeAssistant(message, i < last_user, request.continue_final_message && is_final);
         if (is_final) result.prefix_ids = tokens;
         break;
       case Role::kSystem:
         if (version_ < InstructVersion::kV7) {
-          throw InvalidArgument("invalid request: system messages must be normalised away before v7");
+          throw InvalidArgument(
+              "invalid request: system messages must be normalised away before v7");
         }
         tokens = EncodeSystem(message);
         break;

@@ -33,20 +33,28 @@ std::optional<InstructVersion> VersionFromSuffix(const std::string& name) {
 
 VersionChoice InferFromPieces(const Tokenizer& tokenizer) {
   if (tokenizer.FindSpecial("[SYSTEM_PROMPT]")) {
-    return {InstructVersion::kV7, "the file has no version suffix; it defines [SYSTEM_PROMPT] as a control piece, so v7"};
+    return {InstructVersion::kV7,
+            "the file has no version suffix; it defines [SYSTEM_PROMPT] as a control piece, so v7"};
   }
   if (tokenizer.FindSpecial("[PREFIX]")) {
-    return {InstructVersion::kV3, "the file has no version suffix; it defines [PREFIX] but not [SYSTEM_PROMPT] as control pieces, so v3"};
+    return {InstructVersion::kV3,
+            "the file has no version suffix; it defines [PREFIX] but not [SYSTEM_PROMPT] as "
+            "control pieces, so v3"};
   }
   if (tokenizer.FindSpecial("[INST]")) {
-    return {InstructVersion::kV2, "the file has no version suffix; it defines [INST] but not [PREFIX] as control pieces, so v2"};
+    return {InstructVersion::kV2,
+            "the file has no version suffix; it defines [INST] but not [PREFIX] as control pieces, "
+            "so v2"};
   }
-  return {InstructVersion::kV1, "the file has no version suffix and no [INST] control piece, so v1 ([INST] as plain text)"};
+  return {
+      InstructVersion::kV1,
+      "the file has no version suffix and no [INST] control piece, so v1 ([INST] as plain text)"};
 }
 
 }  // namespace
 
-LoadedTokenizer LoadTokenizer(const std::string& path, std::optional<InstructVersion> override_version) {
+LoadedTokenizer LoadTokenizer(const std::string& path,
+                              std::optional<InstructVersion> override_version) {
   LoadedTokenizer loaded;
   loaded.path = path;
   const std::string name = std::filesystem::path(path).filename().string();
@@ -58,14 +66,16 @@ LoadedTokenizer LoadTokenizer(const std::string& path, std::optional<InstructVer
   } else {
     loaded.tokenizer = LoadSentencePieceTokenizer(path);
     if (auto version = VersionFromSuffix(name)) {
-      loaded.version = {*version, "SentencePiece file name suffix \"" + name.substr(name.rfind('.') + 1) + "\""};
+      loaded.version = {
+          *version, "SentencePiece file name suffix \"" + name.substr(name.rfind('.') + 1) + "\""};
     } else {
       loaded.version = InferFromPieces(*loaded.tokenizer);
     }
   }
   if (override_version) {
     loaded.version = {*override_version, "--version " + InstructVersionName(*override_version) +
-                                             " overrides the file's own (" + loaded.version.reason + ")"};
+                                             " overrides the file's own (" + loaded.version.reason +
+                                             ")"};
   }
   return loaded;
 }

@@ -57,8 +57,9 @@ bool ParseJsonCalls(const std::string& text, const std::function<std::string()>&
       return false;
     }
     auto id = entry.find("id");
-    call.id = id != entry.end() && id->is_string() && IsValidId(id->get<std::string>()) ? id->get<std::string>()
-                                                                                         : new_id();
+    call.id = id != entry.end() && id->is_string() && IsValidId(id->get<std::string>())
+                  ? id->get<std::string>()
+                  : new_id();
     calls.push_back(std::move(call));
   }
   return true;
@@ -67,7 +68,8 @@ bool ParseJsonCalls(const std::string& text, const std::function<std::string()>&
 }  // namespace
 
 std::string RandomToolCallId(std::mt19937_64& rng) {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   std::uniform_int_distribution<int> pick(0, 61);
   std::string id(9, 'a');
   for (char& c : id) c = kAlphabet[pick(rng)];

@@ -23,7 +23,8 @@ void AppendPythonFloat(double value, std::string& out) {
     return;
   }
   char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::scientific);
+  auto result =
+      std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::scientific);
   std::string_view sci(buffer, result.ptr - buffer);  // e.g. "-1.2345e+02"
   bool negative = !sci.empty() && sci[0] == '-';
   if (negative) sci.remove_prefix(1);
@@ -79,13 +80,27 @@ void AppendPythonString(const std::string& text, bool ensure_ascii, std::string&
       length = 1;
     }
     switch (code_point) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (code_point < 0x20) {
           AppendEscapedUnit(code_point, out);
@@ -106,11 +121,21 @@ void AppendPythonString(const std::string& text, bool ensure_ascii, std::string&
 
 void AppendPythonJson(const OrderedJson& value, bool ensure_ascii, std::string& out) {
   switch (value.type()) {
-    case OrderedJson::value_t::null: out += "null"; break;
-    case OrderedJson::value_t::boolean: out += value.get<bool>() ? "true" : "false"; break;
-    case OrderedJson::value_t::number_integer: out += std::to_string(value.get<int64_t>()); break;
-    case OrderedJson::value_t::number_unsigned: out += std::to_string(value.get<uint64_t>()); break;
-    case OrderedJson::value_t::number_float: AppendPythonFloat(value.get<double>(), out); break;
+    case OrderedJson::value_t::null:
+      out += "null";
+      break;
+    case OrderedJson::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      break;
+    case OrderedJson::value_t::number_integer:
+      out += std::to_string(value.get<int64_t>());
+      break;
+    case OrderedJson::value_t::number_unsigned:
+      out += std::to_string(value.get<uint64_t>());
+      break;
+    case OrderedJson::value_t::number_float:
+      AppendPythonFloat(value.get<double>(), out);
+      break;
     case OrderedJson::value_t::string:
       AppendPythonString(value.get_ref<const std::string&>(), ensure_ascii, out);
       break;
@@ -138,7 +163,9 @@ void AppendPythonJson(const OrderedJson& value, bool ensure_ascii, std::string& 
       out += '}';
       break;
     }
-    default: out += "null"; break;  // binary / discarded never come out of parsing
+    default:
+      out += "null";
+      break;  // binary / discarded never come out of parsing
   }
 }
 

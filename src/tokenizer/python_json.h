@@ -2,11 +2,10 @@
 // mistral-common feeds its tokenizer for tools, tool calls and tool results.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace bora::tokenizer {
 

@@ -54,11 +54,19 @@ size_t DecodeUtf8(std::string_view text, size_t pos, uint32_t& code_point) {
   bool complete;
   size_t length = ValidPrefixLength(text, pos, complete);
   if (!complete) return 0;
-  const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(text[pos + i])); };
+  const auto byte = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(text[pos + i]));
+  };
   switch (length) {
-    case 1: code_point = byte(0); break;
-    case 2: code_point = ((byte(0) & 0x1F) << 6) | (byte(1) & 0x3F); break;
-    case 3: code_point = ((byte(0) & 0x0F) << 12) | ((byte(1) & 0x3F) << 6) | (byte(2) & 0x3F); break;
+    case 1:
+      code_point = byte(0);
+      break;
+    case 2:
+      code_point = ((byte(0) & 0x1F) << 6) | (byte(1) & 0x3F);
+      break;
+    case 3:
+      code_point = ((byte(0) & 0x0F) << 12) | ((byte(1) & 0x3F) << 6) | (byte(2) & 0x3F);
+      break;
     default:
       code_point = ((byte(0) & 0x07) << 18) | ((byte(1) & 0x3F) << 12) | ((byte(2) & 0x3F) << 6) |
                    (byte(3) & 0x3F);

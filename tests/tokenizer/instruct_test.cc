@@ -31,21 +31,24 @@ constexpr char kTekken[] = "tekken_240718-reconstructed.json";
 std::vector<int32_t> Ids(std::initializer_list<int32_t> ids) { return ids; }
 
 // Validated encoding in test mode (what `bora render` does).
-tokenizer::Tokenized Render(const tokenizer::LoadedTokenizer& loaded, const std::string& request_json,
+tokenizer::Tokenized Render(const tokenizer::LoadedTokenizer& loaded,
+                            const std::string& request_json,
                             std::optional<InstructVersion> version = std::nullopt) {
   InstructEncoder encoder(*loaded.tokenizer, version.value_or(loaded.version.version));
   OrderedJson body = OrderedJson::parse(request_json);
-  return encoder.EncodeChat(tokenizer::ParseChatRequest(body, ValidationMode::kTest), ValidationMode::kTest);
+  return encoder.EncodeChat(tokenizer::ParseChatRequest(body, ValidationMode::kTest),
+                            ValidationMode::kTest);
 }
 
 // Normalise + encode without validation, as mistral-common's encode_instruct tests do.
-tokenizer::Tokenized EncodeUnvalidated(const tokenizer::LoadedTokenizer& loaded, const std::string& request_json,
+tokenizer::Tokenized EncodeUnvalidated(const tokenizer::LoadedTokenizer& loaded,
+                                       const std::string& request_json,
                                        std::optional<InstructVersion> version = std::nullopt) {
   InstructVersion chosen = version.value_or(loaded.version.version);
   InstructEncoder encoder(*loaded.tokenizer, chosen);
   OrderedJson body = OrderedJson::parse(request_json);
-  return encoder.EncodeInstruct(
-      tokenizer::NormalizeChatRequest(tokenizer::ParseChatRequest(body, ValidationMode::kTest), chosen));
+  return encoder.EncodeInstruct(tokenizer::NormalizeChatRequest(
+      tokenizer::ParseChatRequest(body, ValidationMode::kTest), chosen));
 }
 
 TEST(InstructSamplesTest, UpstreamFixturesMatchTextAndIds) {
@@ -81,12 +84,13 @@ TEST(InstructV1Test, UpstreamIds) {
   auto turns = EncodeUnvalidated(v1, R"({"messages": [{"role": "user", "content": "a"},
       {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
       {"role": "assistant", "content": "d"}]})");
-  EXPECT_EQ(turns.ids, Ids({1, 733, 16289, 28793, 264, 733, 28748, 16289, 28793, 287, 2, 733, 16289, 28793,
-                            277, 733, 28748, 16289, 28793, 281, 2}));
+  EXPECT_EQ(turns.ids, Ids({1,   733,   16289, 28793, 264, 733,   28748, 16289, 28793, 287, 2,
+                            733, 16289, 28793, 277,   733, 28748, 16289, 28793, 281,   2}));
   EXPECT_EQ(turns.text, "<s>▁[INST]▁a▁[/INST]▁b</s>▁[INST]▁c▁[/INST]▁d</s>");
   auto system = Render(v1, R"({"messages": [{"role": "system", "content": "SYSTEM"},
       {"role": "user", "content": "a"}]})");
-  EXPECT_EQ(system.ids, Ids({1, 733, 16289, 28793, 17121, 22526, 13, 13, 28708, 733, 28748, 16289, 28793}));
+  EXPECT_EQ(system.ids,
+            Ids({1, 733, 16289, 28793, 17121, 22526, 13, 13, 28708, 733, 28748, 16289, 28793}));
   EXPECT_EQ(system.text, "<s>▁[INST]▁SYSTEM<0x0A><0x0A>a▁[/INST]");
 }
 
@@ -95,18 +99,21 @@ TEST(InstructV2Test, UpstreamIdsAndToolRendering) {
   const auto& v2 = SharedTokenizer(shared, kSpmV2);
   EXPECT_EQ(EncodeUnvalidated(v2, R"({"messages": [{"role": "user", "content": "a"},
       {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
-      {"role": "assistant", "content": "d"}]})").ids,
+      {"role": "assistant", "content": "d"}]})")
+                .ids,
             Ids({1, 3, 1032, 4, 1055, 2, 3, 1045, 4, 1049, 2}));
   EXPECT_EQ(EncodeUnvalidated(v2, R"({"messages": [{"role": "system", "content": "SYSTEM"},
       {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-      {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})").ids,
+      {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})")
+                .ids,
             Ids({1, 3, 1032, 4, 1055, 2, 3, 17889, 23294, 781, 781, 29485, 4, 1049, 2}));
   auto tools = Render(v2, R"({"messages": [{"role": "user", "content": "a"},
       {"role": "assistant", "tool_calls": [{"function": {"name": "b", "arguments": "{}"}}]},
       {"role": "tool", "name": "b", "content": "d"}]})");
-  EXPECT_EQ(tools.text,
-            "<s>[INST]▁a[/INST][TOOL_CALLS]▁[{\"name\":▁\"b\",▁\"arguments\":▁{}}]</s>[TOOL_RESULTS]▁"
-            "[{\"name\":▁\"b\",▁\"content\":▁\"d\"}][/TOOL_RESULTS]");
+  EXPECT_EQ(
+      tools.text,
+      "<s>[INST]▁a[/INST][TOOL_CALLS]▁[{\"name\":▁\"b\",▁\"arguments\":▁{}}]</s>[TOOL_RESULTS]▁"
+      "[{\"name\":▁\"b\",▁\"content\":▁\"d\"}][/TOOL_RESULTS]");
 }
 
 TEST(InstructV2Test, DropsToolTrafficBeforeLastUserMessage) {
@@ -128,22 +135,26 @@ TEST(InstructV3Test, UpstreamIdsRenderingsAndTools) {
       {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}],
       "continue_final_message": true})";
   auto spm_continued = Render(spm, continued);
-  EXPECT_EQ(spm_continued.ids, Ids({1, 3, 1032, 4, 1055, 2, 3, 17889, 23294, 781, 781, 29485, 4, 1049}));
+  EXPECT_EQ(spm_continued.ids,
+            Ids({1, 3, 1032, 4, 1055, 2, 3, 17889, 23294, 781, 781, 29485, 4, 1049}));
   ASSERT_TRUE(spm_continued.prefix_ids.has_value());
   EXPECT_EQ(*spm_continued.prefix_ids, Ids({1049}));
-  EXPECT_EQ(Render(tekken, continued).ids, Ids({1, 3, 1097, 4, 1098, 2, 3, 101289, 58343, 1267, 1099, 4, 1100}));
+  EXPECT_EQ(Render(tekken, continued).ids,
+            Ids({1, 3, 1097, 4, 1098, 2, 3, 101289, 58343, 1267, 1099, 4, 1100}));
 
   auto calls = Render(spm, R"({"messages": [{"role": "user", "content": "a"},
       {"role": "assistant", "tool_calls": [{"id": "123456789", "function": {"name": "b", "arguments": "{}"}}]},
       {"role": "tool", "tool_call_id": "123456789", "content": "d"}]})");
   EXPECT_EQ(calls.text,
-            "<s>[INST]▁a[/INST][TOOL_CALLS]▁[{\"name\":▁\"b\",▁\"arguments\":▁{},▁\"id\":▁\"123456789\"}]</s>"
+            "<s>[INST]▁a[/"
+            "INST][TOOL_CALLS]▁[{\"name\":▁\"b\",▁\"arguments\":▁{},▁\"id\":▁\"123456789\"}]</s>"
             "[TOOL_RESULTS]▁{\"content\":▁\"d\",▁\"call_id\":▁\"123456789\"}[/TOOL_RESULTS]");
 
   auto single = Render(tekken, R"({"messages": [{"role": "user", "content": "a"}],
       "tools": [{"type": "function", "function": {"name": "tool1", "description": "1", "parameters": {}}}]})");
   EXPECT_EQ(single.text,
-            "<s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": \"tool1\", \"description\": "
+            "<s>[AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": {\"name\": \"tool1\", "
+            "\"description\": "
             "\"1\", \"parameters\": {}}}][/AVAILABLE_TOOLS][INST]a[/INST]");
   ASSERT_GE(single.ids.size(), 4u);
   EXPECT_EQ(single.ids.front(), 1);
@@ -164,12 +175,14 @@ TEST(InstructWorkedExamplesTest, SystemConversationEveryVersion) {
   EXPECT_EQ(tekken_v3.text, "<s>[INST]a[/INST]b</s>[INST]SYSTEM\n\nc[/INST]");
   auto spm_v7 = Render(SharedTokenizer(shared, kSpmV7), kSystemConversation);
   EXPECT_EQ(spm_v7.ids, Ids({1, 16, 17889, 23294, 17, 3, 1032, 4, 1055, 2, 3, 1045, 4}));
-  EXPECT_EQ(spm_v7.text, "<s>[SYSTEM_PROMPT]▁SYSTEM[/SYSTEM_PROMPT][INST]▁a[/INST]▁b</s>[INST]▁c[/INST]");
+  EXPECT_EQ(spm_v7.text,
+            "<s>[SYSTEM_PROMPT]▁SYSTEM[/SYSTEM_PROMPT][INST]▁a[/INST]▁b</s>[INST]▁c[/INST]");
   for (const char* version : {"v7", "v11", "v13"}) {
     SCOPED_TRACE(version);
     auto tekken = Render(TekkenWithToolTokens(shared, version), kSystemConversation);
     EXPECT_EQ(tekken.ids, Ids({1, 17, 101289, 58343, 18, 3, 1097, 4, 1098, 2, 3, 1099, 4}));
-    EXPECT_EQ(tekken.text, "<s>[SYSTEM_PROMPT]SYSTEM[/SYSTEM_PROMPT][INST]a[/INST]b</s>[INST]c[/INST]");
+    EXPECT_EQ(tekken.text,
+              "<s>[SYSTEM_PROMPT]SYSTEM[/SYSTEM_PROMPT][INST]a[/INST]b</s>[INST]c[/INST]");
   }
 }
 
@@ -181,22 +194,26 @@ const char kToolRoundTrip[] = R"({"messages": [{"role": "user", "content": "a"},
 TEST(InstructWorkedExamplesTest, ToolRoundTripEveryVersion) {
   BORA_REQUIRE_SHARED(shared);
   EXPECT_EQ(Render(SharedTokenizer(shared, kSpmV3), kToolRoundTrip).ids,
-            Ids({1, 3, 1032, 4, 5, 1501, 7567, 1629, 2032, 1113, 29494, 1316, 1113, 17452, 2032, 13450, 1113,
-                 1081, 2032, 1113, 29508, 29518, 29538, 29549, 29550, 29552, 29555, 29551, 29542, 29507, 10925,
-                 2, 8, 10598, 4557, 2032, 1113, 29483, 1316, 1113, 3613, 29498, 1081, 2032, 1113, 29508, 29518,
-                 29538, 29549, 29550, 29552, 29555, 29551, 29542, 18163, 9}));
+            Ids({1,     3,     1032,  4,     5,     1501,  7567,  1629, 2032,  1113,  29494, 1316,
+                 1113,  17452, 2032,  13450, 1113,  1081,  2032,  1113, 29508, 29518, 29538, 29549,
+                 29550, 29552, 29555, 29551, 29542, 29507, 10925, 2,    8,     10598, 4557,  2032,
+                 1113,  29483, 1316,  1113,  3613,  29498, 1081,  2032, 1113,  29508, 29518, 29538,
+                 29549, 29550, 29552, 29555, 29551, 29542, 18163, 9}));
   EXPECT_EQ(Render(SharedTokenizer(shared, kTekken), kToolRoundTrip).ids,
-            Ids({1, 3, 1097, 4, 9, 1091, 19227, 2391, 2811, 1429, 1098, 1897, 1429, 61906, 2811, 58208, 1429,
-                 1327, 2811, 1429, 1049, 1050, 1051, 1052, 1053, 1054, 1055, 1056, 1057, 1034, 27028, 2, 7, 19227,
-                 5431, 2811, 1429, 1100, 1897, 1429, 19881, 3384, 2811, 1429, 1049, 1050, 1051, 1052, 1053, 1054,
-                 1055, 1056, 1057, 46005, 8}));
+            Ids({1,     3,    1097,  4,    9,     1091, 19227, 2391,  2811,  1429,  1098,
+                 1897,  1429, 61906, 2811, 58208, 1429, 1327,  2811,  1429,  1049,  1050,
+                 1051,  1052, 1053,  1054, 1055,  1056, 1057,  1034,  27028, 2,     7,
+                 19227, 5431, 2811,  1429, 1100,  1897, 1429,  19881, 3384,  2811,  1429,
+                 1049,  1050, 1051,  1052, 1053,  1054, 1055,  1056,  1057,  46005, 8}));
   EXPECT_EQ(Render(TekkenWithToolTokens(shared, "v7"), kToolRoundTrip).ids,
-            Ids({1, 3, 1097, 4, 9, 1091, 19227, 2391, 2811, 1429, 1098, 1897, 1429, 61906, 2811, 58208, 1429,
-                 1327, 2811, 1429, 1049, 1050, 1051, 1052, 1053, 1054, 1055, 1056, 1057, 1034, 27028, 2, 7, 1049,
-                 1050, 1051, 1052, 1053, 1054, 1055, 1056, 1057, 19, 1100, 8}));
+            Ids({1,    3,     1097, 4,     9,    1091, 19227, 2391, 2811, 1429, 1098, 1897,
+                 1429, 61906, 2811, 58208, 1429, 1327, 2811,  1429, 1049, 1050, 1051, 1052,
+                 1053, 1054,  1055, 1056,  1057, 1034, 27028, 2,    7,    1049, 1050, 1051,
+                 1052, 1053,  1054, 1055,  1056, 1057, 19,    1100, 8}));
   EXPECT_EQ(Render(TekkenWithToolTokens(shared, "v11"), kToolRoundTrip).ids,
-            Ids({1, 3, 1097, 4, 9, 1098, 33, 1049, 1050, 1051, 1052, 1053, 1054, 1055, 1056, 1057, 32, 30620, 2, 7,
-                 1049, 1050, 1051, 1052, 1053, 1054, 1055, 1056, 1057, 19, 1100, 8}));
+            Ids({1,    3,    1097, 4,    9,    1098, 33,    1049, 1050, 1051, 1052,
+                 1053, 1054, 1055, 1056, 1057, 32,   30620, 2,    7,    1049, 1050,
+                 1051, 1052, 1053, 1054, 1055, 1056, 1057,  19,   1100, 8}));
   EXPECT_EQ(Render(TekkenWithToolTokens(shared, "v13"), kToolRoundTrip).ids,
             Ids({1, 3, 1097, 4, 9, 1098, 32, 30620, 2, 7, 1100, 8}));
 }
@@ -214,7 +231,8 @@ TEST(InstructV11Test, CallIdAndNonJsonArguments) {
   auto tokenized = EncodeUnvalidated(TekkenWithToolTokens(shared, "v11"), R"({"messages": [
       {"role": "user", "content": "a"},
       {"role": "assistant", "tool_calls": [{"id": "ABC", "function": {"name": "a_a_a", "arguments": "blabla"}}]}]})");
-  EXPECT_NE(tokenized.text.find("[TOOL_CALLS]a_a_a[CALL_ID]ABC[ARGS]\"blabla\"</s>"), std::string::npos)
+  EXPECT_NE(tokenized.text.find("[TOOL_CALLS]a_a_a[CALL_ID]ABC[ARGS]\"blabla\"</s>"),
+            std::string::npos)
       << tokenized.text;
 }
 
@@ -233,13 +251,18 @@ TEST(InstructV13Test, ToolsFirstResultsReorderedAndThinking) {
       {"role": "tool", "tool_call_id": "aaaaaaaa1", "content": "R1"},
       {"role": "assistant", "content": "A2"}, {"role": "user", "content": "U2"}],
       "tools": )" + tools + "}");
-  EXPECT_EQ(tokenized.text,
-            "<s>[SYSTEM_PROMPT]S[/SYSTEM_PROMPT][AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": "
-            "{\"name\": \"math_interpreter\", \"description\": \"Get the value of an arithmetic expression.\", "
-            "\"parameters\": {\"type\": \"object\", \"properties\": {\"expression\": {\"type\": \"string\", "
-            "\"description\": \"Math expression.\"}}}}}][/AVAILABLE_TOOLS][INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}"
-            "[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS]A2</s>"
-            "[INST]U2[/INST]");
+  EXPECT_EQ(
+      tokenized.text,
+      "<s>[SYSTEM_PROMPT]S[/SYSTEM_PROMPT][AVAILABLE_TOOLS][{\"type\": \"function\", \"function\": "
+      "{\"name\": \"math_interpreter\", \"description\": \"Get the value of an arithmetic "
+      "expression.\", "
+      "\"parameters\": {\"type\": \"object\", \"properties\": {\"expression\": {\"type\": "
+      "\"string\", "
+      "\"description\": \"Math "
+      "expression.\"}}}}}][/AVAILABLE_TOOLS][INST]U1[/INST]A1[TOOL_CALLS]F1[ARGS]{}"
+      "[TOOL_CALLS]F2[ARGS]{}</s>[TOOL_RESULTS]R1[/TOOL_RESULTS][TOOL_RESULTS]R2[/TOOL_RESULTS]A2</"
+      "s>"
+      "[INST]U2[/INST]");
   auto thinking = Render(v13, R"({"messages": [
       {"role": "system", "content": [{"type": "text", "text": "S1"}, {"type": "thinking", "thinking": "TS"},
                                      {"type": "text", "text": "S2"}]},
@@ -247,7 +270,8 @@ TEST(InstructV13Test, ToolsFirstResultsReorderedAndThinking) {
       {"role": "assistant", "content": [{"type": "thinking", "thinking": "T1"}, {"type": "text", "text": "A2"}]},
       {"role": "user", "content": "U2"}]})");
   EXPECT_EQ(thinking.text,
-            "<s>[SYSTEM_PROMPT]S1[THINK]TS[/THINK]S2[/SYSTEM_PROMPT][INST]U1[/INST][THINK]T1[/THINK]A2</s>"
+            "<s>[SYSTEM_PROMPT]S1[THINK]TS[/THINK]S2[/SYSTEM_PROMPT][INST]U1[/INST][THINK]T1[/"
+            "THINK]A2</s>"
             "[INST]U2[/INST]");
 }
 
@@ -255,7 +279,8 @@ TEST(InstructFimTest, SuffixFirstWithoutMiddle) {
   BORA_REQUIRE_SHARED(shared);
   tokenizer::FimRequest request{"def f(", "return a + b"};
   for (const char* file : {kSpmV3, kSpmV7}) {
-    InstructEncoder encoder(*SharedTokenizer(shared, file).tokenizer, SharedTokenizer(shared, file).version.version);
+    InstructEncoder encoder(*SharedTokenizer(shared, file).tokenizer,
+                            SharedTokenizer(shared, file).version.version);
     auto tokenized = encoder.EncodeFim(request);
     EXPECT_EQ(tokenized.ids, Ids({1, 13, 1575, 1032, 1416, 1055, 11, 1569, 1053, 29500})) << file;
     EXPECT_EQ(tokenized.text, "<s>[SUFFIX]return▁a▁+▁b[PREFIX]▁def▁f(");
@@ -273,7 +298,8 @@ TEST(InstructFimTest, SuffixFirstWithoutMiddle) {
 
 TEST(InstructPrefixTest, PrefixAssistantHasNoEosAndIsStripped) {
   BORA_REQUIRE_SHARED(shared);
-  auto tokenized = Render(SharedTokenizer(shared, kTekken), R"({"messages": [{"role": "user", "content": "a"},
+  auto tokenized =
+      Render(SharedTokenizer(shared, kTekken), R"({"messages": [{"role": "user", "content": "a"},
       {"role": "assistant", "content": "b  ", "prefix": true}]})");
   EXPECT_EQ(tokenized.ids, Ids({1, 3, 1097, 4, 1098}));
   ASSERT_TRUE(tokenized.prefix_ids.has_value());
@@ -301,10 +327,12 @@ TEST(InstructVersionTest, SuffixConfigAndPieceInference) {
     EXPECT_NE(loaded.version.reason.find("no version suffix"), std::string::npos);
     EXPECT_EQ(tokenizer::FindTokenizerFile(folder.path()), path);
   }
-  auto overridden = tokenizer::LoadTokenizer(shared + "/tokenizers/" + kSpmV3, InstructVersion::kV7);
+  auto overridden =
+      tokenizer::LoadTokenizer(shared + "/tokenizers/" + kSpmV3, InstructVersion::kV7);
   EXPECT_EQ(overridden.version.version, InstructVersion::kV7);
   // A Tekken file without [ARGS] cannot encode v11.
-  EXPECT_THROW(InstructEncoder(*SharedTokenizer(shared, kTekken).tokenizer, InstructVersion::kV11), InvalidArgument);
+  EXPECT_THROW(InstructEncoder(*SharedTokenizer(shared, kTekken).tokenizer, InstructVersion::kV11),
+               InvalidArgument);
 }
 
 // Requests mistral-common rejects, each with the version it is checked under.
@@ -317,9 +345,12 @@ TEST(InstructValidationTest, RejectsWhatMistralCommonRejects) {
       {&v3, R"({"messages": [{"role": "assistant", "content": "a"}]})"},
       {&v3, R"({"messages": [{"role": "robot", "content": "a"}]})"},
       {&v3, R"({"messages": [{"role": "user"}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "123456789", "content": "b"}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})"},
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "123456789", "content": "b"}]})"},
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                 {"role": "system", "content": "c"}, {"role": "user", "content": "d"}]})"},
       {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
                 {"id": "12345678", "function": {"name": "f", "arguments": "{}"}}]},
@@ -327,13 +358,16 @@ TEST(InstructValidationTest, RejectsWhatMistralCommonRejects) {
       {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
                 {"id": "123456789", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "content": "x"}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "tool_calls": [
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "tool_calls": [
                 {"id": "123456789", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "123456789", "content": "x"}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "prefix": true},
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "prefix": true},
                 {"role": "user", "content": "c"}]})"},
       {&v3, R"({"messages": [{"role": "user", "content": "a"}], "continue_final_message": true})"},
-      {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "prefix": true}],
+      {&v3,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "prefix": true}],
                 "continue_final_message": true})"},
       {&v3, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
                 {"id": "123456789", "function": {"name": "bad name", "arguments": "{}"}}]},
@@ -344,12 +378,15 @@ TEST(InstructValidationTest, RejectsWhatMistralCommonRejects) {
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": {"required": "x"}}}]})"},
       {&v3, R"({"messages": [{"role": "user", "content": "a"}],
                 "tools": [{"type": "function", "function": {"name": "f/g", "parameters": {}}}]})"},
-      {&v3, R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]})"},
-      {&v13, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
+      {&v3,
+       R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]})"},
+      {&v13,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
                 {"id": "123456789", "function": {"name": "f", "arguments": "{}"}},
                 {"id": "123456789", "function": {"name": "g", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "123456789", "content": "x"}]})"},
-      {&v13, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
+      {&v13,
+       R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [
                 {"id": "123456789", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "987654321", "content": "x"}]})"},
   };
@@ -372,7 +409,8 @@ TEST(InstructValidationTest, ServingModeIsStricterThanTestMode) {
                {"function": {"name": "f", "arguments": "{}"}}]},
                {"role": "tool", "tool_call_id": "123456789", "content": "x"}]})"}) {
     OrderedJson body = OrderedJson::parse(request);
-    EXPECT_NO_THROW(encoder.EncodeChat(tokenizer::ParseChatRequest(body, ValidationMode::kTest), ValidationMode::kTest));
+    EXPECT_NO_THROW(encoder.EncodeChat(tokenizer::ParseChatRequest(body, ValidationMode::kTest),
+                                       ValidationMode::kTest));
     EXPECT_THROW(encoder.EncodeChat(tokenizer::ParseChatRequest(body, ValidationMode::kServing),
                                     ValidationMode::kServing),
                  InvalidArgument);
@@ -381,8 +419,10 @@ TEST(InstructValidationTest, ServingModeIsStricterThanTestMode) {
   OrderedJson developer = OrderedJson::parse(R"({"messages": [{"role": "developer", "content": "S"},
       {"role": "user", "content": "a"}]})");
   EXPECT_THROW(tokenizer::ParseChatRequest(developer, ValidationMode::kTest), InvalidArgument);
-  EXPECT_EQ(encoder.EncodeChat(tokenizer::ParseChatRequest(developer, ValidationMode::kServing),
-                               ValidationMode::kServing).text,
+  EXPECT_EQ(encoder
+                .EncodeChat(tokenizer::ParseChatRequest(developer, ValidationMode::kServing),
+                            ValidationMode::kServing)
+                .text,
             "<s>[INST]▁S<0x0A><0x0A>a[/INST]");
 }
 
@@ -393,10 +433,12 @@ TEST(InstructNormalizeTest, MergesRolesAndNormalisesJson) {
       {"role": "assistant", "tool_calls": [{"id": "123456789", "function": {"name": "f",
         "arguments": {"x": "é", "y": [1, 2.50, 1e-7]}}}]},
       {"role": "tool", "tool_call_id": "123456789", "content": "{\"k\":1}"}]})");
-  EXPECT_EQ(tokenized.text,
-            "<s>[INST]a\n\nb[/INST][TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"x\": \"é\", \"y\": [1, 2.5, "
-            "1e-07]}, \"id\": \"123456789\"}]</s>[TOOL_RESULTS]{\"content\": {\"k\": 1}, \"call_id\": "
-            "\"123456789\"}[/TOOL_RESULTS]");
+  EXPECT_EQ(
+      tokenized.text,
+      "<s>[INST]a\n\nb[/INST][TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"x\": \"é\", \"y\": "
+      "[1, 2.5, "
+      "1e-07]}, \"id\": \"123456789\"}]</s>[TOOL_RESULTS]{\"content\": {\"k\": 1}, \"call_id\": "
+      "\"123456789\"}[/TOOL_RESULTS]");
 }
 
 TEST(OutputParserTest, RecoversCallsInEveryToolFormat) {
@@ -426,7 +468,8 @@ TEST(OutputParserTest, RecoversCallsInEveryToolFormat) {
     auto begin = std::find(tokenized.ids.begin(), tokenized.ids.end(), end_inst) + 1;
     auto end = std::find(begin, tokenized.ids.end(), loaded.tokenizer->eos_id());
     std::vector<int32_t> turn(begin, end + 1);  // EOS included: the parser stops there
-    auto parsed = tokenizer::ParseAssistantOutput(*loaded.tokenizer, loaded.version.version, turn, new_id);
+    auto parsed =
+        tokenizer::ParseAssistantOutput(*loaded.tokenizer, loaded.version.version, turn, new_id);
     EXPECT_FALSE(parsed.tool_call_error) << parsed.unparsed_tool_text;
     EXPECT_EQ(parsed.content, "Let me check.");
     ASSERT_EQ(parsed.tool_calls.size(), 2u);
@@ -450,7 +493,8 @@ TEST(OutputParserTest, MalformedCallsAreReportedNotDropped) {
   const auto& v3 = SharedTokenizer(shared, kTekken);
   std::mt19937_64 rng(1);
   std::vector<int32_t> ids{9};
-  auto text = v3.tokenizer->Encode("[{\"name\": \"f\", \"arguments\": {\"a\": ");  // cut off mid-JSON
+  auto text =
+      v3.tokenizer->Encode("[{\"name\": \"f\", \"arguments\": {\"a\": ");  // cut off mid-JSON
   ids.insert(ids.end(), text.begin(), text.end());
   auto parsed = tokenizer::ParseAssistantOutput(*v3.tokenizer, InstructVersion::kV3, ids,
                                                 [&] { return tokenizer::RandomToolCallId(rng); });

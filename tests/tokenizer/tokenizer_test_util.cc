@@ -21,7 +21,8 @@ tokenizer::OrderedJson ReadJson(const std::string& path) {
   return tokenizer::OrderedJson::parse(ReadText(path));
 }
 
-const tokenizer::LoadedTokenizer& SharedTokenizer(const std::string& shared, const std::string& name) {
+const tokenizer::LoadedTokenizer& SharedTokenizer(const std::string& shared,
+                                                  const std::string& name) {
   static std::map<std::string, tokenizer::LoadedTokenizer> cache;
   auto it = cache.find(name);
   if (it == cache.end()) {
@@ -30,16 +31,33 @@ const tokenizer::LoadedTokenizer& SharedTokenizer(const std::string& shared, con
   return it->second;
 }
 
-const tokenizer::LoadedTokenizer& TekkenWithToolTokens(const std::string& shared, const std::string& version) {
+const tokenizer::LoadedTokenizer& TekkenWithToolTokens(const std::string& shared,
+                                                       const std::string& version) {
   static std::map<std::string, tokenizer::LoadedTokenizer> cache;
   static TempDir folder;
   auto it = cache.find(version);
   if (it != cache.end()) return it->second;
   auto file = ReadJson(shared + "/tokenizers/tekken_240718-reconstructed.json");
-  const char* names[] = {"<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]",
-                         "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]",
-                         "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]", "[PREFIX]", "[MIDDLE]",
-                         "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"};
+  const char* names[] = {"<unk>",
+                         "<s>",
+                         "</s>",
+                         "[INST]",
+                         "[/INST]",
+                         "[AVAILABLE_TOOLS]",
+                         "[/AVAILABLE_TOOLS]",
+                         "[TOOL_RESULTS]",
+                         "[/TOOL_RESULTS]",
+                         "[TOOL_CALLS]",
+                         "[IMG]",
+                         "<pad>",
+                         "[IMG_BREAK]",
+                         "[IMG_END]",
+                         "[PREFIX]",
+                         "[MIDDLE]",
+                         "[SUFFIX]",
+                         "[SYSTEM_PROMPT]",
+                         "[/SYSTEM_PROMPT]",
+                         "[TOOL_CONTENT]"};
   tokenizer::OrderedJson specials = tokenizer::OrderedJson::array();
   for (int rank = 0; rank < 36; ++rank) {
     std::string token = rank < 20 ? names[rank] : "<SPECIAL_" + std::to_string(rank) + ">";
