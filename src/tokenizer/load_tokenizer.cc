@@ -63,6 +63,10 @@ LoadedTokenizer LoadTokenizer(const std::string& path,
     loaded.version = {ParseInstructVersion(tekken->config_version()),
                       "Tekken file whose config.version is \"" + tekken->config_version() + "\""};
     loaded.tokenizer = std::move(tekken);
+  } else if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+    throw Unsupported(path +
+                      ": Hugging Face tokenizer.json files are not read; point bora at the "
+                      "folder's tokenizer.model* or tekken.json (Mistral ships one of them)");
   } else {
     loaded.tokenizer = LoadSentencePieceTokenizer(path);
     if (auto version = VersionFromSuffix(name)) {
