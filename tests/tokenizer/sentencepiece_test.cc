@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "testdata.h"
+#include "tokenizer/round_trip.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -362,25 +363,6 @@ TEST(SentencePieceTokenizerTest, RejectsOutOfRangeIds) {
   EXPECT_NO_THROW(v1->Decode(Ids{31999}));
 }
 
-// What sentencepiece's decode(encode(text)) gives: every byte that is not part of a
-// well-formed UTF-8 sequence becomes one U+FFFD (the normalizer's repair), and U+2581 reads
-// back as a space.
-std::string ExpectedRoundTrip(std::string_view text) {
-  std::string out;
-  for (size_t pos = 0; pos < text.size();) {
-    uint32_t code_point;
-    const size_t length = DecodeUtf8(text, pos, code_point);
-    if (length == 0) {
-      out += kFffd;
-      ++pos;
-    } else {
-      out += code_point == 0x2581 ? std::string(" ") : std::string(text.substr(pos, length));
-      pos += length;
-    }
-  }
-  return out;
-}
-
 TEST(SentencePieceTokenizerTest, EncodesInvalidUtf8AsReplacementCharacters) {
   BORA_REQUIRE_SHARED(shared);
   const auto v1 = LoadSentencePieceTokenizer(TokenizerPath(shared, kV1));
@@ -397,7 +379,7 @@ TEST(SentencePieceTokenizerTest, EncodesInvalidUtf8AsReplacementCharacters) {
         std::string("\xE2\x96"), std::string("\xC0\x80"), std::string("\xED\xA0\x80"),
         std::string("\xF4\x90\x80\x80"), std::string("\x80"), std::string("\xF0\x9F\x98"),
         std::string("x\xE2\x96\x81y")}) {
-    EXPECT_EQ(v1->Decode(v1->Encode(text)), ExpectedRoundTrip(text));
+    EXPECT_EQ(v1->Decode(v1->Encode(text)), SentencePieceRoundTrip(text));
   }
   // Random bytes: never throws, never aborts, ids in range, decode gives the repaired text.
   std::mt19937 random(1234);
@@ -406,7 +388,7 @@ TEST(SentencePieceTokenizerTest, EncodesInvalidUtf8AsReplacementCharacters) {
     for (char& byte : bytes) byte = static_cast<char>(random() % 256);
     const Ids ids = v1->Encode(bytes);
     for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < v1->vocab_size());
-    EXPECT_EQ(v1->Decode(ids), ExpectedRoundTrip(bytes)) << "round " << round;
+    EXPECT_EQ(v1->Decode(ids), SentencePieceRoundTrip(bytes)) << "round " << round;
   }
 }
 

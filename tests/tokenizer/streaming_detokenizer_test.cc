@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "testdata.h"
+#include "tokenizer/round_trip.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tekken_tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -196,19 +197,7 @@ std::string TortureText() {
 // errors="replace") and is otherwise lossless.
 std::string ExpectedRoundTrip(const Tokenizer& tokenizer, std::string_view text) {
   if (tokenizer.backend() == Backend::kTekken) return ReplaceInvalidUtf8(text);
-  std::string out;
-  for (size_t pos = 0; pos < text.size();) {
-    uint32_t code_point;
-    const size_t length = DecodeUtf8(text, pos, code_point);
-    if (length == 0) {
-      out += kFffd;
-      ++pos;
-    } else {
-      out += code_point == 0x2581 ? std::string(" ") : std::string(text.substr(pos, length));
-      pos += length;
-    }
-  }
-  return out;
+  return SentencePieceRoundTrip(text);
 }
 
 TEST_F(StreamingDetokenizerTest, TortureTextRoundTripsAndStreams) {
