@@ -48,4 +48,26 @@ inline float F16ToF32(uint16_t bits) {
   return out;
 }
 
+// float32 to IEEE binary16, round-to-nearest-even (as F16C's vcvtps2ph with imm 0); values
+// beyond the half range become infinity, NaN stays a quiet NaN.
+inline uint16_t F32ToF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((magnitude >> 13) & 0x3ffu));
+  if (magnitude >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  if (magnitude < 0x38800000u) {  // below the smallest normal half 2^-14: subnormal or zero
+    // value / 2^-24 rounded to an integer mantissa; exact float arithmetic then rint (ties even).
+    float scaled;
+    uint32_t m = magnitude;
+    std::memcpy(&scaled, &m, sizeof(scaled));
+    scaled = std::nearbyint(std::ldexp(scaled, 24));
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(scaled));
+  }
+  // Normal: rebias the exponent (127 -> 15) and round the 23-bit mantissa to 10 bits.
+  uint32_t rounded = magnitude + 0xfffu + ((magnitude >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+
 }  // namespace bora

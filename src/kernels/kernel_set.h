@@ -1,0 +1,28 @@
+// The kernels of one instruction-set level, as a table of function pointers chosen once at
+// start-up (see base/cpu_features.h); immutable and shared by everything that computes.
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu_features.h"
+#include "kernels/quant/qgemm.h"
+
+namespace bora::kernels {
+
+struct KernelSet {
+  Isa isa = Isa::kScalar;
+  // f32-compute dot products (weights upcast exactly) and y += alpha * x.
+  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n) = nullptr;
+  float (*dot_f16)(const uint16_t* w, const float* x, int64_t n) = nullptr;
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n) = nullptr;
+  // Packed q8/q4 weights: activation quantizer and GEMM (bit-identical across ISAs).
+  QuantizeRowsFn quantize_rows = nullptr;
+  QGemmFn qgemm = nullptr;
+};
+
+// The table for `isa` (AMX uses the AVX-512 VNNI table: no AMX tile kernels yet). The caller
+// must have checked that the CPU supports `isa` (SelectIsa does).
+const KernelSet& KernelsFor(Isa isa);
+
+}  // namespace bora::kernels
