@@ -195,10 +195,10 @@ TensorView SafetensorsFile::View(std::string_view name) const {
 }
 
 TensorView SafetensorsFile::View(const TensorInfo& info) const {
-  auto dtype = ParseComputeDType(info.dtype_name);
+  auto dtype = ParseStorageDType(info.dtype_name);
   if (!dtype) {
     throw Unsupported(path() + ": tensor \"" + info.name + "\" has dtype " + info.dtype_name +
-                      "; bora reads F32, BF16 and F16 weights");
+                      "; bora reads F32, BF16 and F16 weights (and U8 planes of its own packed q8/q4 folders)");
   }
   TensorView view;
   view.info = &info;

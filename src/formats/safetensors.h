@@ -64,7 +64,7 @@ class SafetensorsFile {
   const std::string& path() const { return file_.path(); }
   const SafetensorsHeader& header() const { return header_; }
   const TensorInfo* Find(std::string_view name) const;
-  // Throws FormatError when absent; Unsupported when the dtype is not F32/BF16/F16.
+  // Throws FormatError when absent; Unsupported when the dtype is not F32/BF16/F16/U8.
   TensorView View(std::string_view name) const;
   TensorView View(const TensorInfo& info) const;
 

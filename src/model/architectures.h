@@ -3,21 +3,23 @@
 
 #include <memory>
 
-#include "base/thread_pool.h"
+#include "ops/compute_context.h"
 #include "model/transformer.h"
 
 namespace bora::model {
 
 // Dense Mistral: SwiGLU feed-forward.
 std::unique_ptr<Transformer> MakeMistral(formats::ModelFolder folder, ModelWeights weights,
-                                         const LoadOptions& options);
+                                         const LoadOptions& options,
+                                         std::unique_ptr<ops::ComputeContext> ctx);
 // Mixtral: sparse mixture of SwiGLU experts, top-k routing.
 std::unique_ptr<Transformer> MakeMixtral(formats::ModelFolder folder, ModelWeights weights,
-                                         const LoadOptions& options);
+                                         const LoadOptions& options,
+                                         std::unique_ptr<ops::ComputeContext> ctx);
 
 // out = w2(silu(w1 x) * w3 x) for `tokens` rows. x: [tokens, dim]; gate/up: [tokens, hidden]
 // scratch (gate is overwritten with the activation); out: [tokens, dim].
-void SwiGluFeedForward(ThreadPool& pool, const ExpertWeights& ffn, const float* x, int64_t tokens,
+void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x, int64_t tokens,
                        float* gate, float* up, float* out);
 
 }  // namespace bora::model

@@ -5,10 +5,28 @@
 
 #include "base/error.h"
 #include "model/kv_cache.h"
+#include "ops/pack_weights.h"
 
 namespace bora::model {
 
-MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context) {
+uint64_t ConvertedWeightBytes(const formats::ModelParams& p, DType dtype) {
+  auto bytes = [&](int64_t rows, int64_t cols, bool is_output) {
+    DType target = dtype;
+    if (IsPackedDType(dtype) && !ops::CanPack(cols)) target = DType::kBF16;
+    if (dtype == DType::kQ4 && is_output) target = DType::kQ8;
+    return ops::MatrixBytes(target, rows, cols);
+  };
+  const int64_t q_rows = p.n_heads * p.head_dim, kv_rows = p.n_kv_heads * p.head_dim;
+  const int64_t experts = p.moe ? p.moe->num_experts : 1;
+  uint64_t layer = bytes(q_rows, p.dim, false) + 2 * bytes(kv_rows, p.dim, false) + bytes(p.dim, q_rows, false);
+  layer += static_cast<uint64_t>(experts) *
+           (2 * bytes(p.hidden_dim, p.dim, false) + bytes(p.dim, p.hidden_dim, false));
+  if (p.moe) layer += static_cast<uint64_t>(experts) * static_cast<uint64_t>(p.dim) * 2;  // router
+  return static_cast<uint64_t>(p.n_layers) * layer + bytes(p.vocab_size, p.dim, false) +
+         bytes(p.vocab_size, p.dim, true);
+}
+
+MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context, DType dtype) {
   const formats::ModelParams& p = folder.params;
   if (requested_context < 1) throw InvalidArgument("--ctx must be at least 1");
   MemoryPlan plan;
@@ -20,6 +38,7 @@ MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_cont
                 static_cast<uint64_t>(p.head_dim) * static_cast<uint64_t>(p.dim) * element;
   }
   plan.weights = folder.weight_bytes + qk_copies + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
+  if (dtype != DType::kF32) plan.weights = ConvertedWeightBytes(p, dtype) + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
   plan.kv_cache = KvCache::BytesFor(p, plan.context);
   const uint64_t chunk = static_cast<uint64_t>(std::min<int64_t>(plan.context, 512));
   const uint64_t per_token_floats = 4 * p.dim + 2 * (p.n_heads + p.n_kv_heads) * p.head_dim + 2 * p.hidden_dim;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/dtype.h"
 #include "base/memory_info.h"
 #include "formats/model_folder.h"
 
@@ -18,8 +19,13 @@ struct MemoryPlan {
   uint64_t total() const { return weights + kv_cache + other; }
 };
 
-// Throws InvalidArgument for a context below 1.
-MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context);
+// Throws InvalidArgument for a context below 1. With a `dtype` other than kF32 the weights
+// count at their converted size (the source files are only mapped while converting).
+MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context,
+                      DType dtype = DType::kF32);
+
+// Bytes of all weight matrices of a model converted to `dtype` (see model::TargetFor).
+uint64_t ConvertedWeightBytes(const formats::ModelParams& params, DType dtype);
 
 // Throws ResourceExhausted with a one-line explanation when the plan exceeds the budget.
 void CheckMemoryFits(const MemoryPlan& plan, const MemoryBudget& budget, const std::string& what);

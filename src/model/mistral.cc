@@ -9,33 +9,35 @@ namespace {
 
 class MistralModel final : public Transformer {
  public:
-  MistralModel(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options)
-      : Transformer(std::move(folder), std::move(weights), options) {}
+  MistralModel(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
+               std::unique_ptr<ops::ComputeContext> ctx)
+      : Transformer(std::move(folder), std::move(weights), options, std::move(ctx)) {}
 
  private:
   // block_out = w2(silu(w1 x) * w3 x)
   void FeedForward(int64_t layer, int64_t tokens) override {
     const ExpertWeights& ffn = weights().layers[layer].ffn;
     Activations& a = scratch();
-    SwiGluFeedForward(pool(), ffn, a.normed.data(), tokens, a.ffn_gate.data(), a.ffn_up.data(),
+    SwiGluFeedForward(ctx(), ffn, a.normed.data(), tokens, a.ffn_gate.data(), a.ffn_up.data(),
                       a.block_out.data());
   }
 };
 
 }  // namespace
 
-void SwiGluFeedForward(ThreadPool& pool, const ExpertWeights& ffn, const float* x, int64_t tokens,
+void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x, int64_t tokens,
                        float* gate, float* up, float* out) {
   const int64_t hidden = ffn.w1.rows;
-  ops::MatMul(pool, x, tokens, ffn.w1, gate);
-  ops::MatMul(pool, x, tokens, ffn.w3, up);
+  ops::MatMul(ctx, x, tokens, ffn.w1, gate);
+  ops::MatMul(ctx, x, tokens, ffn.w3, up);
   kernels::SwiGlu(gate, up, gate, tokens * hidden);
-  ops::MatMul(pool, gate, tokens, ffn.w2, out);
+  ops::MatMul(ctx, gate, tokens, ffn.w2, out);
 }
 
 std::unique_ptr<Transformer> MakeMistral(formats::ModelFolder folder, ModelWeights weights,
-                                         const LoadOptions& options) {
-  return std::make_unique<MistralModel>(std::move(folder), std::move(weights), options);
+                                         const LoadOptions& options,
+                                         std::unique_ptr<ops::ComputeContext> ctx) {
+  return std::make_unique<MistralModel>(std::move(folder), std::move(weights), options, std::move(ctx));
 }
 
 }  // namespace bora::model

@@ -13,8 +13,9 @@ namespace {
 
 class MixtralModel final : public Transformer {
  public:
-  MixtralModel(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options)
-      : Transformer(std::move(folder), std::move(weights), options) {}
+  MixtralModel(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
+               std::unique_ptr<ops::ComputeContext> ctx)
+      : Transformer(std::move(folder), std::move(weights), options, std::move(ctx)) {}
 
  private:
   void FeedForward(int64_t layer, int64_t tokens) override {
@@ -23,7 +24,7 @@ class MixtralModel final : public Transformer {
     Activations& a = scratch();
     const int64_t experts = p.moe->num_experts;
     const int64_t top_k = p.moe->num_experts_per_tok;
-    ops::MatMul(pool(), a.normed.data(), tokens, w.gate, a.router.data());
+    ops::MatMul(ctx(), a.normed.data(), tokens, w.gate, a.router.data());
     for (int64_t t = 0; t < tokens; ++t) {
       RouteTopK(a.router.data() + t * experts, experts, top_k, a.chosen.data() + t * top_k,
                  a.chosen_weight.data() + t * top_k);
@@ -43,7 +44,7 @@ class MixtralModel final : public Transformer {
         }
       }
       if (rows == 0) continue;
-      SwiGluFeedForward(pool(), w.experts[e], a.expert_in.data(), rows, a.ffn_gate.data(), a.ffn_up.data(),
+      SwiGluFeedForward(ctx(), w.experts[e], a.expert_in.data(), rows, a.ffn_gate.data(), a.ffn_up.data(),
                         a.expert_out.data());
       for (int64_t r = 0; r < rows; ++r) {
         float* target = a.block_out.data() + a.expert_rows[r] * p.dim;
@@ -58,8 +59,9 @@ class MixtralModel final : public Transformer {
 }  // namespace
 
 std::unique_ptr<Transformer> MakeMixtral(formats::ModelFolder folder, ModelWeights weights,
-                                         const LoadOptions& options) {
-  return std::make_unique<MixtralModel>(std::move(folder), std::move(weights), options);
+                                         const LoadOptions& options,
+                                         std::unique_ptr<ops::ComputeContext> ctx) {
+  return std::make_unique<MixtralModel>(std::move(folder), std::move(weights), options, std::move(ctx));
 }
 
 }  // namespace bora::model

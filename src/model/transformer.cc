@@ -1,6 +1,7 @@
 // The decoder stack shared by Mistral-family architectures.
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "model/rope_table.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/pack_weights.h"
 
 namespace bora::model {
 namespace {
@@ -26,13 +28,18 @@ void AddInPlace(float* target, const float* addend, int64_t count) {
 
 }  // namespace
 
-Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options)
+Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
+                         std::unique_ptr<ops::ComputeContext> ctx)
     : folder_(std::move(folder)),
       weights_(std::move(weights)),
       context_(options.context),
-      pool_(options.threads > 0 ? options.threads : DefaultThreadCount()),
+      ctx_(std::move(ctx)),
       rope_cos_sin_(RopeTable(folder_.params.rope_theta, folder_.params.head_dim, context_)) {
-  scratch_.Reserve(params(), 1);  // decode steps then never allocate
+  // Decode steps then never allocate: activations and quantized-activation scratch for 1 token.
+  scratch_.Reserve(params(), 1);
+  const formats::ModelParams& p = params();
+  const int64_t widest = std::max({p.dim, p.hidden_dim, p.n_heads * p.head_dim});
+  ctx_->Scratch(kernels::QuantizedRowsBytes(1, (widest + 31) / 32 * 32));
 }
 
 void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
@@ -58,8 +65,7 @@ void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::
   const float eps = static_cast<float>(p.norm_eps);
 
   for (int64_t t = 0; t < count; ++t) {
-    const MatrixView& embedding = weights_.tok_embeddings;
-    kernels::RowToF32(embedding.dtype, embedding.RowBytes(tokens[t]), a.residual.data() + t * p.dim, p.dim);
+    ops::MatrixRowToF32(weights_.tok_embeddings, tokens[t], a.residual.data() + t * p.dim);
   }
   for (int64_t layer = 0; layer < p.n_layers; ++layer) {
     const LayerWeights& w = weights_.layers[layer];
@@ -75,16 +81,16 @@ void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::
   const int64_t first_row = all_positions ? 0 : count - 1;
   const int64_t rows = count - first_row;
   RmsNormRows(a.residual.data() + first_row * p.dim, weights_.norm, a.normed.data(), rows, p.dim, eps);
-  ops::MatMul(pool_, a.normed.data(), rows, weights_.output, logits.data());
+  ops::MatMul(*ctx_, a.normed.data(), rows, weights_.output, logits.data());
 }
 
 void Transformer::Attention(int64_t layer, int64_t count, KvCache& cache) {
   const formats::ModelParams& p = params();
   const LayerWeights& w = weights_.layers[layer];
   Activations& a = scratch_;
-  ops::MatMul(pool_, a.normed.data(), count, w.wq, a.q.data());
-  ops::MatMul(pool_, a.normed.data(), count, w.wk, a.k.data());
-  ops::MatMul(pool_, a.normed.data(), count, w.wv, a.v.data());
+  ops::MatMul(*ctx_, a.normed.data(), count, w.wq, a.q.data());
+  ops::MatMul(*ctx_, a.normed.data(), count, w.wk, a.k.data());
+  ops::MatMul(*ctx_, a.normed.data(), count, w.wv, a.v.data());
   const int64_t half = p.head_dim / 2;
   const int64_t q_row = p.n_heads * p.head_dim;
   const int64_t kv_row = p.n_kv_heads * p.head_dim;
@@ -95,10 +101,10 @@ void Transformer::Attention(int64_t layer, int64_t count, KvCache& cache) {
   }
   ops::AttentionShape shape{p.n_heads, p.n_kv_heads, p.head_dim, p.layer_windows[layer]};
   ops::KvRing ring{cache.keys(layer), cache.values(layer), cache.capacity(layer)};
-  ops::CausalAttention(pool_, shape, a.q.data(), a.k.data(), a.v.data(), cache.position(), count, ring,
+  ops::CausalAttention(*ctx_, shape, a.q.data(), a.k.data(), a.v.data(), cache.position(), count, ring,
                        a.attention.data());
   cache.Store(layer, a.k.data(), a.v.data(), count);
-  ops::MatMul(pool_, a.attention.data(), count, w.wo, a.block_out.data());
+  ops::MatMul(*ctx_, a.attention.data(), count, w.wo, a.block_out.data());
 }
 
 }  // namespace bora::model

@@ -4,20 +4,26 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
-#include "base/thread_pool.h"
+#include "base/cpu_features.h"
+#include "base/dtype.h"
 #include "formats/model_folder.h"
 #include "model/activations.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
+#include "ops/compute_context.h"
 
 namespace bora::model {
 
 struct LoadOptions {
   int64_t context = 4096;  // --ctx: tokens per sequence, capped by the model's maximum
   int threads = 0;         // 0: every CPU this process may use
+  // --dtype: kF32 (exact, weights as stored), kBF16, kQ8, kQ4; none: as the folder stores them.
+  std::optional<DType> dtype;
+  std::optional<Isa> isa;  // none: BORA_ISA or the best the CPU supports
 };
 
 class Transformer {
@@ -29,7 +35,11 @@ class Transformer {
   const formats::ModelParams& params() const { return folder_.params; }
   const formats::ModelFolder& folder() const { return folder_; }
   int64_t context_length() const { return context_; }
-  int num_threads() const { return pool_.num_threads(); }
+  int num_threads() const { return ctx_->num_threads(); }
+  Isa isa() const { return ctx_->isa(); }
+  DType compute_dtype() const { return weights_.compute_dtype; }
+  // Bytes of all weight matrices in their compute format.
+  uint64_t weight_bytes() { return MatrixBytesOf(weights_); }
 
   // A cache sized for this model's context.
   KvCache NewCache() const { return KvCache(params(), context_); }
@@ -42,7 +52,8 @@ class Transformer {
                bool all_positions);
 
  protected:
-  Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options);
+  Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
+              std::unique_ptr<ops::ComputeContext> ctx);
 
   // out[t] = FFN(normed[t]) for t < tokens, rows of width dim (reads scratch().normed,
   // writes scratch().block_out).
@@ -50,7 +61,7 @@ class Transformer {
 
   const ModelWeights& weights() const { return weights_; }
   Activations& scratch() { return scratch_; }
-  ThreadPool& pool() { return pool_; }
+  ops::ComputeContext& ctx() { return *ctx_; }
 
  private:
   void Attention(int64_t layer, int64_t tokens, KvCache& cache);
@@ -58,7 +69,7 @@ class Transformer {
   formats::ModelFolder folder_;
   ModelWeights weights_;
   int64_t context_;
-  ThreadPool pool_;
+  std::unique_ptr<ops::ComputeContext> ctx_;
   std::vector<float> rope_cos_sin_;  // [context, head_dim/2, 2] float32, as torch.polar
   Activations scratch_;
 };

@@ -1,7 +1,13 @@
-// Mapping of checkpoint tensors onto per-layer weight views.
+// Mapping of checkpoint tensors onto per-layer weight views, and their load-time conversion.
 #include "model/weights.h"
 
+#include <cstring>
+
+#include "base/error.h"
+#include "base/progress.h"
 #include "kernels/convert.h"
+#include "kernels/quant/block_quant.h"
+#include "ops/pack_weights.h"
 
 namespace bora::model {
 namespace {
@@ -11,13 +17,23 @@ class WeightCollector {
   explicit WeightCollector(const formats::CheckpointTensors& tensors) : tensors_(tensors) {}
 
   MatrixView Matrix(const std::string& name, int64_t rows, int64_t cols) {
+    for (DType packed : {DType::kQ8, DType::kQ4}) {
+      const std::string suffix = packed == DType::kQ8 ? ".q8" : ".q4";
+      if (tensors_.Contains(name + suffix)) return Packed(name, suffix, packed, rows, cols);
+    }
     used_.push_back(name);
-    return tensors_.Get(name, {rows, cols}).AsMatrix();
+    MatrixView view = tensors_.Get(name, {rows, cols}).AsMatrix();
+    if (!IsFloatDType(view.dtype)) {
+      throw FormatError("tensor \"" + name + "\" has dtype " + std::string(DTypeName(view.dtype)) +
+                        "; weights must be F32, BF16 or F16");
+    }
+    return view;
   }
 
   std::vector<float> Vector(const std::string& name, int64_t size) {
     used_.push_back(name);
     formats::TensorView view = tensors_.Get(name, {size});
+    if (!IsFloatDType(view.dtype)) throw FormatError("tensor \"" + name + "\" must be F32, BF16 or F16");
     std::vector<float> values(size);
     kernels::RowToF32(view.dtype, view.bytes.data(), values.data(), size);
     return values;
@@ -26,6 +42,28 @@ class WeightCollector {
   const std::vector<std::string>& used() const { return used_; }
 
  private:
+  MatrixView Packed(const std::string& name, const std::string& suffix, DType dtype, int64_t rows, int64_t cols) {
+    if (cols % kernels::kQuantBlock != 0) {
+      throw FormatError("packed tensor \"" + name + suffix + "\" has " + std::to_string(cols) +
+                        " columns, not a multiple of 32");
+    }
+    const kernels::PackedShape shape{dtype == DType::kQ8 ? kernels::QuantFormat::kQ8 : kernels::QuantFormat::kQ4,
+                                     rows, cols};
+    used_.push_back(name + suffix);
+    used_.push_back(name + suffix + "_scales");
+    formats::TensorView quants =
+        tensors_.Get(name + suffix, {shape.panels(), shape.blocks(), kernels::QuantBlockBytes(shape.format)});
+    formats::TensorView scales = tensors_.Get(name + suffix + "_scales", {shape.panels(), shape.blocks(), 16});
+    if (quants.dtype != DType::kU8 || scales.dtype != DType::kF16) {
+      throw FormatError("packed tensor \"" + name + suffix + "\" must be U8 with F16 scales");
+    }
+    if (reinterpret_cast<uintptr_t>(scales.bytes.data()) % alignof(uint16_t) != 0) {
+      throw FormatError("packed scales \"" + name + suffix + "_scales\" are not 2-byte aligned in the file");
+    }
+    return MatrixView{dtype, quants.bytes.data(), rows, cols,
+                      reinterpret_cast<const uint16_t*>(scales.bytes.data())};
+  }
+
   const formats::CheckpointTensors& tensors_;
   std::vector<std::string> used_;
 };
@@ -34,7 +72,8 @@ class WeightCollector {
 
 ModelWeights LoadModelWeights(const formats::ModelFolder& folder) {
   const formats::ModelParams& p = folder.params;
-  ModelWeights weights{formats::CheckpointTensors::Open(folder), {}, {}, {}, {}};
+  ModelWeights weights;
+  weights.tensors = formats::CheckpointTensors::Open(folder);
   WeightCollector collect(weights.tensors);
   weights.tok_embeddings = collect.Matrix("tok_embeddings.weight", p.vocab_size, p.dim);
   weights.output = collect.Matrix("output.weight", p.vocab_size, p.dim);
@@ -66,7 +105,92 @@ ModelWeights LoadModelWeights(const formats::ModelFolder& folder) {
     }
   }
   weights.tensors.RejectUnused(collect.used());
+  if (!weights.layers.empty() && weights.layers[0].wq.packed()) weights.compute_dtype = weights.layers[0].wq.dtype;
   return weights;
+}
+
+DType ParseWeightDType(const std::string& name) {
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  if (name == "q8") return DType::kQ8;
+  if (name == "q4") return DType::kQ4;
+  throw InvalidArgument("unknown --dtype \"" + name + "\"; use f32, bf16, q8 or q4");
+}
+
+std::string WeightDTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16: return "bf16";
+    case DType::kQ8: return "q8";
+    case DType::kQ4: return "q4";
+    default: return "f32";
+  }
+}
+
+DType TargetFor(DType target, const MatrixView& matrix, bool is_output, bool is_router) {
+  if (is_router) return matrix.dtype == DType::kF16 && target == DType::kBF16 ? DType::kBF16 : matrix.dtype;
+  if (IsPackedDType(target) && !ops::CanPack(matrix.cols)) return DType::kBF16;
+  if (target == DType::kQ4 && is_output) return DType::kQ8;
+  return target;
+}
+
+void ConvertModelWeights(ModelWeights& weights, DType target, ops::ComputeContext& ctx) {
+  if (target == DType::kF32) {
+    if (weights.layers.empty() || !weights.layers[0].wq.packed()) return;
+    throw InvalidArgument("this folder holds weights packed as " + WeightDTypeName(weights.layers[0].wq.dtype) +
+                          "; --dtype f32 needs the original checkpoint");
+  }
+  uint64_t total = 0;
+  bool already_packed = false;
+  weights.ForEachMatrix([&](MatrixView& m) {
+    total += static_cast<uint64_t>(m.rows) * m.cols * std::max<size_t>(1, DTypeSize(m.dtype));
+    already_packed = already_packed || m.packed();
+  });
+  if (already_packed) {
+    const DType stored = weights.compute_dtype;
+    if (stored == target) return;
+    throw InvalidArgument("this folder holds weights packed as " + WeightDTypeName(stored) + "; --dtype " +
+                          WeightDTypeName(target) + " needs the original checkpoint");
+  }
+  ProgressBar progress("converting weights to " + WeightDTypeName(target), total);
+  auto convert = [&](MatrixView& m, bool is_output, bool is_router) {
+    const DType wanted = TargetFor(target, m, is_output, is_router);
+    ops::OwnedMatrix converted;
+    if (wanted == m.dtype) {
+      // Kept as is, but copied so the source mapping can be released.
+      const uint64_t bytes = ops::MatrixBytes(m.dtype, m.rows, m.cols);
+      converted.storage = AlignedBuffer(bytes);
+      std::memcpy(converted.storage.data(), m.data, bytes);
+      converted.view = m;
+      converted.view.data = converted.storage.data();
+      progress.Advance(bytes);
+    } else {
+      converted = ops::ConvertMatrix(ctx, m, wanted, &progress);
+    }
+    m = converted.view;
+    weights.owned.push_back(std::move(converted.storage));
+  };
+  convert(weights.tok_embeddings, false, false);
+  for (LayerWeights& layer : weights.layers) {
+    for (MatrixView* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffn.w1, &layer.ffn.w2, &layer.ffn.w3}) {
+      if (!m->empty()) convert(*m, false, false);
+    }
+    if (!layer.gate.empty()) convert(layer.gate, false, true);
+    for (ExpertWeights& e : layer.experts) {
+      convert(e.w1, false, false);
+      convert(e.w2, false, false);
+      convert(e.w3, false, false);
+    }
+  }
+  convert(weights.output, true, false);
+  progress.Finish();
+  weights.tensors = formats::CheckpointTensors();  // every view now points into `owned`
+  weights.compute_dtype = target;
+}
+
+uint64_t MatrixBytesOf(ModelWeights& weights) {
+  uint64_t total = 0;
+  weights.ForEachMatrix([&](MatrixView& m) { total += ops::MatrixBytes(m.dtype, m.rows, m.cols); });
+  return total;
 }
 
 }  // namespace bora::model

@@ -1,10 +1,14 @@
-// Per-layer weight views of a Mistral/Mixtral model, in Mistral-native layout (y = x * W^T).
+// Per-layer weight views of a Mistral/Mixtral model, in Mistral-native layout (y = x * W^T),
+// and their conversion to the compute dtype chosen at load (bf16, q8, q4).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "formats/model_folder.h"
+#include "ops/compute_context.h"
 #include "tensor/matrix_view.h"
 
 namespace bora::model {
@@ -27,18 +31,60 @@ struct LayerWeights {
   std::vector<ExpertWeights> experts;  // MoE experts
 };
 
-// Weights stay where the checkpoint has them (mmapped BF16/F16/F32); only the norm vectors
-// are upcast. `tensors` owns the mappings and the un-permuted HF q/k copies.
+// Weights stay where the checkpoint has them (mmapped BF16/F16/F32, or q8/q4 planes of a
+// packed folder) until converted; only the norm vectors are upcast. `tensors` owns the
+// mappings and the un-permuted HF q/k copies; `owned` the converted matrices.
 struct ModelWeights {
   formats::CheckpointTensors tensors;
   MatrixView tok_embeddings;  // [vocab, dim]
   MatrixView output;          // [vocab, dim]
   std::vector<float> norm;    // [dim]
   std::vector<LayerWeights> layers;
+  std::vector<AlignedBuffer> owned;
+  // kF32 (dense weights as stored, exact f32 upcast), kBF16, kQ8 or kQ4.
+  DType compute_dtype = DType::kF32;
+
+  // Calls `visit(MatrixView&)` for every matrix, embeddings and output included.
+  template <typename Visit>
+  void ForEachMatrix(Visit&& visit) {
+    visit(tok_embeddings);
+    for (LayerWeights& layer : layers) {
+      for (MatrixView* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffn.w1, &layer.ffn.w2,
+                            &layer.ffn.w3, &layer.gate}) {
+        if (!m->empty()) visit(*m);
+      }
+      for (ExpertWeights& e : layer.experts) {
+        visit(e.w1);
+        visit(e.w2);
+        visit(e.w3);
+      }
+    }
+    visit(output);
+  }
 };
 
 // Maps every tensor the architecture needs, checking names and shapes against the params,
-// and rejects tensors the params do not describe. Throws FormatError naming the problem.
+// and rejects tensors the params do not describe. A matrix may be dense (`name`) or packed
+// (`name.q8` / `name.q4` quant planes + `name.q8_scales` / `name.q4_scales`, as written by
+// `bora quantize`). Throws FormatError naming the problem.
 ModelWeights LoadModelWeights(const formats::ModelFolder& folder);
+
+// "f32", "bf16", "q8", "q4" <-> dtype; ParseWeightDType throws InvalidArgument otherwise.
+DType ParseWeightDType(const std::string& name);
+std::string WeightDTypeName(DType dtype);
+
+// Which dtype each matrix gets for a model-wide `target`: q4 keeps the output projection at q8
+// (as llama.cpp's Q4_0 keeps it at higher precision) and every target keeps the MoE router
+// dense (routing decisions are sensitive to it).
+DType TargetFor(DType target, const MatrixView& matrix, bool is_output, bool is_router);
+
+// Converts a dense model to `target` (kBF16, kQ8, kQ4; kF32 leaves it as is) with a progress
+// bar, then drops the mappings of the source files. Throws InvalidArgument when the weights are
+// already packed in another format (re-quantizing a quantized model loses quality twice).
+void ConvertModelWeights(ModelWeights& weights, DType target, ops::ComputeContext& ctx);
+
+// Bytes of every matrix in its current format (the bytes a decode step streams, embeddings
+// aside, plus the embedding table).
+uint64_t MatrixBytesOf(ModelWeights& weights);
 
 }  // namespace bora::model

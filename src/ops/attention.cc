@@ -5,11 +5,10 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/dot.h"
 
 namespace bora::ops {
 
-void CausalAttention(ThreadPool& pool, const AttentionShape& shape, const float* q,
+void CausalAttention(ComputeContext& ctx, const AttentionShape& shape, const float* q,
                      const float* chunk_k, const float* chunk_v, int64_t start_pos,
                      int64_t tokens, const KvRing& cache, float* out) {
   const int64_t d = shape.head_dim;
@@ -18,7 +17,8 @@ void CausalAttention(ThreadPool& pool, const AttentionShape& shape, const float*
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
-  pool.ParallelFor(tokens * shape.n_heads, [&](int64_t begin, int64_t end, int) {
+  const kernels::KernelSet& k = ctx.kernels();
+  ctx.pool().ParallelFor(tokens * shape.n_heads, [&](int64_t begin, int64_t end, int) {
     float accumulator[kMaxHeadDim];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / shape.n_heads;
@@ -43,7 +43,7 @@ void CausalAttention(ThreadPool& pool, const AttentionShape& shape, const float*
           key = cache.k + slot * kv_row + kv_head * d;
           value = cache.v + slot * kv_row + kv_head * d;
         }
-        float score = kernels::DotF32(query, key, d) * scale;
+        float score = k.dot_f32(query, key, d) * scale;
         if (score > running_max) {
           float correction = std::exp(running_max - score);  // 0 on the first key
           for (int64_t i = 0; i < d; ++i) accumulator[i] *= correction;
@@ -52,7 +52,7 @@ void CausalAttention(ThreadPool& pool, const AttentionShape& shape, const float*
         }
         float weight = std::exp(score - running_max);
         running_sum += weight;
-        kernels::Axpy(weight, value, accumulator, d);
+        k.axpy(weight, value, accumulator, d);
       }
       float* result = out + t * q_row + head * d;
       const float inverse_sum = 1.0f / running_sum;

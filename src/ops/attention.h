@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "base/thread_pool.h"
+#include "ops/compute_context.h"
 
 namespace bora::ops {
 
@@ -30,7 +30,7 @@ constexpr int64_t kMaxHeadDim = 512;
 // start_pos .. start_pos+tokens-1. Query at position p attends key positions j with
 // max(0, p-W+1) <= j <= p; those below start_pos are read from `cache`, which must still hold
 // them (start_pos - capacity <= j). out: [tokens, H*d].
-void CausalAttention(ThreadPool& pool, const AttentionShape& shape, const float* q,
+void CausalAttention(ComputeContext& ctx, const AttentionShape& shape, const float* q,
                      const float* chunk_k, const float* chunk_v, int64_t start_pos,
                      int64_t tokens, const KvRing& cache, float* out);
 

@@ -379,12 +379,12 @@ TEST_F(SafetensorsFileTest, ViewsPointIntoTheDataBuffer) {
   EXPECT_THROW(z8.AsMatrix(), bora::FormatError);
 }
 
-TEST_F(SafetensorsFileTest, ViewRejectsNonComputeDtypesAndMissingNames) {
+TEST_F(SafetensorsFileTest, ViewRejectsNonStorageDtypesAndMissingNames) {
   SafetensorsFile file = OpenBytes(File(kValidHeader, kValidDataBytes));
   ASSERT_NE(file.Find("scalar"), nullptr);
   EXPECT_THROW(file.View("scalar"), bora::Unsupported);  // I64
   EXPECT_THROW(file.View(*file.Find("scalar")), bora::Unsupported);
-  EXPECT_THROW(file.View("cube"), bora::Unsupported);  // U8
+  EXPECT_EQ(file.View("cube").dtype, bora::DType::kU8);  // raw bytes of packed q8/q4 planes
   EXPECT_EQ(file.Find("missing"), nullptr);
   EXPECT_EQ(file.Find("__metadata__"), nullptr);
   try {

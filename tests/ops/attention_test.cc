@@ -29,7 +29,7 @@ AttentionShape Shape(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int6
 }
 
 // Attention of `tokens` queries at positions 0..tokens-1 over their own keys (no cache).
-std::vector<float> RunFromStart(ThreadPool& pool, const AttentionShape& shape,
+std::vector<float> RunFromStart(ComputeContext& pool, const AttentionShape& shape,
                                 const std::vector<float>& q, const std::vector<float>& k,
                                 const std::vector<float>& v, int64_t tokens) {
   std::vector<float> out(static_cast<size_t>(tokens * shape.n_heads * shape.head_dim), kNaN);
@@ -96,7 +96,7 @@ bool SameBits(const float* a, const float* b, size_t n) {
 }
 
 TEST(CausalAttentionTest, SingleKeyReturnsItsValue) {
-  ThreadPool pool(1);
+  ComputeContext pool(1);
   const AttentionShape shape = Shape(1, 1, 4, 0);
   const std::vector<float> q = {0.3f, -1.0f, 2.0f, 0.5f};
   const std::vector<float> k = {1.0f, 2.0f, -3.0f, 4.0f};
@@ -107,7 +107,7 @@ TEST(CausalAttentionTest, SingleKeyReturnsItsValue) {
 }
 
 TEST(CausalAttentionTest, TwoKeysWithKnownScores) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   // d = 4, scale 1/2. Query at position 1 is q1 = [1, 0, 0, 0]; keys: k0 = 0 (score 0),
   // k1 = [2 ln 3, 0, 0, 0] (score 2 ln 3 / 2 = ln 3). Weights e^0 : e^ln3 = 1 : 3 -> [1/4, 3/4].
   // v0 = [4, 0, 8, -4], v1 = [0, 4, 0, 4] -> [1, 3, 2, -1 + 3] = [1, 3, 2, 2].
@@ -129,7 +129,7 @@ TEST(CausalAttentionTest, TwoKeysWithKnownScores) {
 }
 
 TEST(CausalAttentionTest, ScoresAreScaledBySqrtHeadDim) {
-  ThreadPool pool(1);
+  ComputeContext pool(1);
   // d = 16, scale 1/4. q1 = [1, 0, ...], k0 = 0, k1 = [4 ln 3, 0, ...]: score ln 3 -> [1/4, 3/4].
   // (Without the 1/sqrt(d) scale the weights would be 1 : 81.)
   const int64_t d = 16;
@@ -145,7 +145,7 @@ TEST(CausalAttentionTest, ScoresAreScaledBySqrtHeadDim) {
 }
 
 TEST(CausalAttentionTest, GqaHeadsShareKvHeads) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   // H = 4, K = 2, d = 2, scale 1/sqrt(2); every query head at position 1 has q = [1, 0].
   // kv head 0: keys both zero -> uniform; values [1, 2] and [3, 4] -> [2, 3].
   // kv head 1: keys [0, 0] and [sqrt(2) ln 3, 0] -> scores 0, ln 3 -> weights [1/4, 3/4];
@@ -168,7 +168,7 @@ TEST(CausalAttentionTest, GqaHeadsShareKvHeads) {
 }
 
 TEST(CausalAttentionTest, MqaAllHeadsReadTheOnlyKvHead) {
-  ThreadPool pool(3);
+  ComputeContext pool(3);
   // H = 3, K = 1, d = 2. Keys [0, 0] and [sqrt(2) ln 3, 0]; values [4, 0] and [0, 8].
   // Head 0: q = [0, 0]  -> uniform            -> [2, 4]
   // Head 1: q = [1, 0]  -> scores 0, ln 3     -> [1/4, 3/4] -> [1, 6]
@@ -186,7 +186,7 @@ TEST(CausalAttentionTest, MqaAllHeadsReadTheOnlyKvHead) {
 }
 
 TEST(CausalAttentionTest, LaterKeysDoNotAffectEarlierQueries) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   const int64_t tokens = 6;
   const AttentionShape shape = Shape(2, 1, 4, 0);
   std::mt19937 rng(7);
@@ -213,7 +213,7 @@ TEST(CausalAttentionTest, LaterKeysDoNotAffectEarlierQueries) {
 }
 
 TEST(CausalAttentionTest, SlidingWindowSeesExactlyWKeys) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   const int64_t tokens = 8;
   const int64_t window = 3;
   const AttentionShape shape = Shape(2, 2, 4, window);
@@ -244,7 +244,7 @@ TEST(CausalAttentionTest, SlidingWindowSeesExactlyWKeys) {
 }
 
 TEST(CausalAttentionTest, WindowOfOneReturnsOwnValue) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   const int64_t tokens = 5;
   const AttentionShape shape = Shape(4, 2, 3, 1);
   std::mt19937 rng(5);
@@ -262,7 +262,7 @@ TEST(CausalAttentionTest, WindowOfOneReturnsOwnValue) {
 }
 
 TEST(CausalAttentionTest, WindowAtLeastPositionsEqualsFullAttention) {
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   const int64_t tokens = 7;
   std::mt19937 rng(9);
   const std::vector<float> q = RandomVector(tokens * 2 * 8, rng, 1.0f);
@@ -278,7 +278,7 @@ TEST(CausalAttentionTest, EarlierKeysComeFromTheRingSlot) {
   // before the chunk are positions 2..4, held in a ring of capacity 3: position j in slot j % 3
   // (2 -> slot 2, 3 -> slot 0, 4 -> slot 1). The result must equal a one-shot computation over
   // all 8 positions bit for bit (same keys, same order, same arithmetic).
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   const int64_t positions = 8;
   const int64_t start_pos = 5;
   const int64_t tokens = positions - start_pos;
@@ -310,7 +310,7 @@ TEST(CausalAttentionTest, EarlierKeysComeFromTheRingSlot) {
 
 // Runs the chunk start_pos..positions-1 with the earlier positions in a ring of `capacity`
 // (unused slots hold NaN, so reading one would poison the output).
-std::vector<float> RunWithRing(ThreadPool& pool, const AttentionShape& shape,
+std::vector<float> RunWithRing(ComputeContext& pool, const AttentionShape& shape,
                                const std::vector<float>& q, const std::vector<float>& k,
                                const std::vector<float>& v, int64_t positions, int64_t start_pos,
                                int64_t capacity) {
@@ -340,8 +340,8 @@ struct BruteForceCase {
 
 TEST(CausalAttentionTest, MatchesDoubleReference) {
   const int64_t positions = 9;
-  ThreadPool pool(3);
-  ThreadPool single(1);
+  ComputeContext pool(3);
+  ComputeContext single(1);
   uint32_t seed = 21;
   for (BruteForceCase c :
        {BruteForceCase{4, 2, 8}, BruteForceCase{3, 3, 5}, BruteForceCase{4, 1, 8}}) {

@@ -89,7 +89,7 @@ std::vector<float> MakeActivations(int64_t tokens, int64_t cols, uint32_t seed) 
 const DType kDTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
 
 TEST(MatMulTest, MatchesDoubleReferenceOnOddShapes) {
-  ThreadPool pool(3);
+  ComputeContext pool(3);
   uint32_t seed = 1;
   for (DType dtype : kDTypes) {
     for (int64_t tokens : {1, 3}) {
@@ -135,7 +135,7 @@ TEST(MatMulTest, HandComputedSmallCase) {
   view.rows = 2;
   view.cols = 3;
   float y[4];
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   MatMul(pool, x, 2, view, y);
   EXPECT_EQ(y[0], 6.0f);
   EXPECT_EQ(y[1], 0.0f);
@@ -163,7 +163,7 @@ TEST(MatMulTest, BatchInvariance) {
   constexpr int64_t kTokens = 5;
   constexpr int64_t kRows = 33;
   constexpr int64_t kCols = 130;
-  ThreadPool pool(3);
+  ComputeContext pool(3);
   uint32_t seed = 100;
   for (DType dtype : kDTypes) {
     SCOPED_TRACE(DTypeName(dtype));
@@ -189,9 +189,9 @@ TEST(MatMulTest, ThreadInvariance) {
   constexpr int64_t kRows = 37;
   constexpr int64_t kCols = 131;
   uint32_t seed = 200;
-  ThreadPool one(1);
-  ThreadPool two(2);
-  ThreadPool four(4);
+  ComputeContext one(1);
+  ComputeContext two(2);
+  ComputeContext four(4);
   for (DType dtype : kDTypes) {
     SCOPED_TRACE(DTypeName(dtype));
     TestWeight weight = MakeWeight(dtype, kRows, kCols, seed++);
@@ -214,7 +214,7 @@ TEST(MatMulTest, ZeroTokensWritesNothing) {
   view.cols = 2;
   const float x[] = {1, 1};
   float y[1] = {-5.0f};
-  ThreadPool pool(2);
+  ComputeContext pool(2);
   MatMul(pool, x, 0, view, y);
   EXPECT_EQ(y[0], -5.0f);
 }
