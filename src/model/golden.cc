@@ -81,6 +81,13 @@ GoldenSet ReadGoldenSet(const std::string& golden_dir) {
     throw FormatError(json_path.string() + ": no \"cases\" array");
   }
   GoldenSet set;
+  if (root.contains("bf16_compute_vs_f32") && root["bf16_compute_vs_f32"].is_object()) {
+    const Json& drift = root["bf16_compute_vs_f32"];
+    if (drift.contains("rms_rel") && drift["rms_rel"].is_number() && drift.contains("top1_agreement_min") &&
+        drift["top1_agreement_min"].is_number()) {
+      set.bf16_drift = Bf16Drift{drift["rms_rel"].get<double>(), drift["top1_agreement_min"].get<double>()};
+    }
+  }
   for (const Json& entry : root["cases"]) {
     GoldenCase golden;
     golden.name = entry.value("name", "case" + std::to_string(set.cases.size()));
@@ -103,6 +110,56 @@ GoldenSet ReadGoldenSet(const std::string& golden_dir) {
     set.cases.push_back(std::move(golden));
   }
   return set;
+}
+
+GoldenQuality MeasureGoldenQuality(Transformer& model, const GoldenCase& golden) {
+  const int64_t vocab = model.params().vocab_size;
+  const int64_t prompt = static_cast<int64_t>(golden.prompt_tokens.size());
+  const int64_t generated = static_cast<int64_t>(golden.greedy_tokens.size());
+  const int64_t rows = prompt + generated;
+  if (static_cast<int64_t>(golden.prefill_logits.size()) != prompt * vocab || rows > model.context_length()) {
+    throw InvalidArgument("golden case " + golden.name + " does not fit this model (vocabulary or context)");
+  }
+  std::vector<int32_t> tokens = golden.prompt_tokens;
+  tokens.insert(tokens.end(), golden.greedy_tokens.begin(), golden.greedy_tokens.end());
+  std::vector<float> logits(static_cast<size_t>(rows * vocab));
+  KvCache cache = model.NewCache();
+  model.Forward(tokens, cache, logits, true);
+  GoldenQuality quality;
+  quality.name = golden.name;
+  quality.rows = rows;
+  int64_t agree = 0;
+  double kl_sum = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* ours = logits.data() + r * vocab;
+    const float* ref = r < prompt ? golden.prefill_logits.data() + r * vocab
+                                  : golden.decode_logits.data() + (r - prompt) * vocab;
+    agree += kernels::ArgMax(ours, vocab) == kernels::ArgMax(ref, vocab);
+    double ref_max = ref[0], our_max = ours[0];
+    for (int64_t i = 0; i < vocab; ++i) {
+      ref_max = std::max<double>(ref_max, ref[i]);
+      our_max = std::max<double>(our_max, ours[i]);
+      const double diff = static_cast<double>(ours[i]) - ref[i];
+      quality.max_abs_diff = std::max(quality.max_abs_diff, std::fabs(diff));
+      quality.sum_sq_diff += diff * diff;
+      quality.sum_sq_golden += static_cast<double>(ref[i]) * ref[i];
+    }
+    double ref_sum = 0, our_sum = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      ref_sum += std::exp(ref[i] - ref_max);
+      our_sum += std::exp(ours[i] - our_max);
+    }
+    const double ref_log_z = ref_max + std::log(ref_sum), our_log_z = our_max + std::log(our_sum);
+    double kl = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      const double log_p = ref[i] - ref_log_z, log_q = ours[i] - our_log_z;
+      kl += std::exp(log_p) * (log_p - log_q);
+    }
+    kl_sum += kl;
+  }
+  quality.top1_agreement = static_cast<double>(agree) / static_cast<double>(rows);
+  quality.mean_kl = kl_sum / static_cast<double>(rows);
+  return quality;
 }
 
 GoldenCaseResult RunGoldenCase(Transformer& model, const GoldenCase& golden, int64_t chunk_size) {

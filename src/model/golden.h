@@ -3,7 +3,9 @@
 // KV-cache decode, comparing logits and greedy tokens.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,17 @@ struct GoldenCase {
   std::vector<float> decode_logits;   // [greedy_tokens, vocab]: row i fed greedy_tokens[i]
 };
 
+// How far Mistral's reference drifts from the f32 goldens when it computes in bf16
+// (golden.json "bf16_compute_vs_f32"): the yardstick for quantized dtypes.
+struct Bf16Drift {
+  double rms_rel = 0;             // sqrt(sum d^2 / sum ref^2) over the logits
+  double top1_agreement_min = 0;  // worst case's fraction of rows whose argmax agrees
+};
+
 struct GoldenSet {
   int64_t vocab_size = 0;
   std::vector<GoldenCase> cases;
+  std::optional<Bf16Drift> bf16_drift;
 };
 
 // Reads golden.json and its .bin files from `golden_dir`; throws FormatError/IoError.
@@ -43,6 +53,20 @@ struct GoldenCaseResult {
   int first_greedy_mismatch = -1;   // index into greedy_tokens, -1 when all match
   bool passed() const { return greedy_match && max_abs_diff <= kGoldenTolerance; }
 };
+
+// Teacher-forced quality of a (quantized) model against the f32 goldens: prompt + greedy tokens
+// in one prefill, every row compared with prefill_logits then decode_logits.
+struct GoldenQuality {
+  std::string name;
+  int64_t rows = 0;
+  double max_abs_diff = 0;
+  double sum_sq_diff = 0;       // sum over all logits of (ours - golden)^2
+  double sum_sq_golden = 0;     // sum of golden^2
+  double top1_agreement = 0;    // fraction of rows with the same argmax
+  double mean_kl = 0;           // mean over rows of KL(softmax(golden) || softmax(ours)), nats
+  double rms_rel() const { return sum_sq_golden > 0 ? std::sqrt(sum_sq_diff / sum_sq_golden) : 0; }
+};
+GoldenQuality MeasureGoldenQuality(Transformer& model, const GoldenCase& golden);
 
 // Needs model.context_length() >= prompt + greedy tokens; throws InvalidArgument otherwise.
 GoldenCaseResult RunGoldenCase(Transformer& model, const GoldenCase& golden, int64_t chunk_size = 5);
