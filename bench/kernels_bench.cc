@@ -50,6 +50,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {32768, 4096}};
   for (int64_t format = 0; format < 3; ++format) {
     for (const auto& shape : shapes) b->Args({1, shape[0], shape[1], 2, format});
+    b->Args({1, 32768, 4096, 1, format});
     b->Args({512, 4096, 4096, 2, format});
     b->Args({512, 14336, 4096, 2, format});
   }

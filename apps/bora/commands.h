@@ -21,6 +21,7 @@ Command RegisterCheckGolden(CLI::App& app);
 Command RegisterGenerate(CLI::App& app);
 Command RegisterMakeModel(CLI::App& app);
 Command RegisterBench(CLI::App& app);
+Command RegisterQuantize(CLI::App& app);
 Command RegisterTokenize(CLI::App& app);
 Command RegisterRender(CLI::App& app);
 

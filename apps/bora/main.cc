@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "bora 0.1.0");
   const bora::app::Command commands[] = {
       bora::app::RegisterCheckGolden(app), bora::app::RegisterGenerate(app),
-      bora::app::RegisterMakeModel(app), bora::app::RegisterBench(app),
+      bora::app::RegisterMakeModel(app), bora::app::RegisterBench(app), bora::app::RegisterQuantize(app),
       bora::app::RegisterTokenize(app), bora::app::RegisterRender(app)};
   try {
     app.parse(argc, argv);

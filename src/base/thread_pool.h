@@ -1,19 +1,23 @@
-// A fixed pool of worker threads running fork-join loops; passed explicitly, never global.
+// A fixed pool of worker threads running fork-join loops with static partitions; passed
+// explicitly, never global. Workers spin briefly between jobs (a decode step issues hundreds
+// of small fork-joins) and then sleep on a condition variable, so an idle pool costs nothing.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <type_traits>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace bora {
 
 class ThreadPool {
  public:
-  // `num_threads` counts the calling thread: 1 means no worker threads at all.
-  explicit ThreadPool(int num_threads);
+  // `num_threads` counts the calling thread: 1 means no worker threads at all. With `pin`,
+  // thread i is bound to the i-th CPU this process may run on (ignored when that fails).
+  explicit ThreadPool(int num_threads, bool pin = false);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -35,18 +39,19 @@ class ThreadPool {
  private:
   using Trampoline = void (*)(void* context, int64_t begin, int64_t end, int thread);
   void Run(int64_t count, Trampoline trampoline, void* context);
-  void WorkerLoop(int thread_index);
+  void WorkerLoop(int thread_index, bool pin);
 
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable work_ready_;
-  std::condition_variable work_done_;
+  // The current job; written by Run before `generation_` is bumped, read by workers after.
   Trampoline trampoline_ = nullptr;
   void* context_ = nullptr;
   int64_t count_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};   // workers still running the current job
+  std::atomic<int> sleepers_{0};  // workers blocked (or about to block) on `wake_`
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
 };
 
 // Threads to use when the user does not say: the CPUs this process may run on.

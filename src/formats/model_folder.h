@@ -38,6 +38,12 @@ class CheckpointTensors {
   // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
   TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
   bool Contains(const std::string& native_name) const { return tensors_.count(native_name) != 0; }
+  // The mapped weight files (path and whole-file bytes), for callers that copy them.
+  std::vector<std::pair<std::string, std::span<const uint8_t>>> MappedFiles() const {
+    std::vector<std::pair<std::string, std::span<const uint8_t>>> files;
+    for (const auto& file : files_) files.emplace_back(file->path(), file->file_bytes());
+    return files;
+  }
   // Throws FormatError naming the first tensor that is not in `used` (weights the config does
   // not describe, e.g. experts in a dense config).
   void RejectUnused(const std::vector<std::string>& used) const;

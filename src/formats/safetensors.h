@@ -63,6 +63,8 @@ class SafetensorsFile {
 
   const std::string& path() const { return file_.path(); }
   const SafetensorsHeader& header() const { return header_; }
+  // The whole mapped file (header included).
+  std::span<const uint8_t> file_bytes() const { return file_.bytes(); }
   const TensorInfo* Find(std::string_view name) const;
   // Throws FormatError when absent; Unsupported when the dtype is not F32/BF16/F16/U8.
   TensorView View(std::string_view name) const;

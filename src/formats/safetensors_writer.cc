@@ -32,7 +32,9 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> t
   }
   total_bytes_ = offset;
   std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // pad to a multiple of 8 like the reference writer
+  // Pad so the data buffer starts 64-byte aligned in the file (8 + header is a multiple of 64):
+  // mmapped tensors then keep their cache-line alignment. A multiple of 8, as the format wants.
+  text.append((64 - (8 + text.size()) % 64) % 64, ' ');
   file_ = std::fopen(partial_path_.c_str(), "wb");
   if (file_ == nullptr) throw IoError(partial_path_ + ": cannot create: " + std::strerror(errno));
   uint8_t length[8];

@@ -15,7 +15,11 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
   const DType target = options.dtype.value_or(weights.compute_dtype);
   MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
   CheckMemoryFits(plan, ReadMemoryBudget(), dir);
-  ConvertModelWeights(weights, target, *ctx);
+  if (target == weights.compute_dtype && !options.mmap) {
+    MakeWeightsResident(weights, *ctx);
+  } else {
+    ConvertModelWeights(weights, target, *ctx);
+  }
   LoadOptions effective = options;
   effective.context = plan.context;
   if (folder.params.moe) return MakeMixtral(std::move(folder), std::move(weights), effective, std::move(ctx));

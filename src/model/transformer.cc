@@ -42,6 +42,37 @@ Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, cons
   ctx_->Scratch(kernels::QuantizedRowsBytes(1, (widest + 31) / 32 * 32));
 }
 
+namespace {
+
+// Sums `measure(matrix)` over what one token multiplies with; experts count k/E of theirs.
+template <typename Measure>
+double PerTokenSum(ModelWeights& weights, const formats::ModelParams& p, Measure measure) {
+  double total = measure(weights.output);
+  for (LayerWeights& layer : weights.layers) {
+    for (const MatrixView* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffn.w1, &layer.ffn.w2,
+                                &layer.ffn.w3, &layer.gate}) {
+      if (!m->empty()) total += measure(*m);
+    }
+    const double share = p.moe ? static_cast<double>(p.moe->num_experts_per_tok) / p.moe->num_experts : 0.0;
+    for (const ExpertWeights& e : layer.experts) total += share * (measure(e.w1) + measure(e.w2) + measure(e.w3));
+  }
+  return total;
+}
+
+}  // namespace
+
+uint64_t Transformer::streamed_weight_bytes() {
+  return static_cast<uint64_t>(PerTokenSum(weights_, params(), [](const MatrixView& m) {
+    return static_cast<double>(ops::MatrixBytes(m.dtype, m.rows, m.cols));
+  }));
+}
+
+uint64_t Transformer::streamed_weight_count() {
+  return static_cast<uint64_t>(PerTokenSum(weights_, params(), [](const MatrixView& m) {
+    return static_cast<double>(m.rows) * static_cast<double>(m.cols);
+  }));
+}
+
 void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
                           bool all_positions) {
   const formats::ModelParams& p = params();

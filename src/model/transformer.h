@@ -24,6 +24,9 @@ struct LoadOptions {
   // --dtype: kF32 (exact, weights as stored), kBF16, kQ8, kQ4; none: as the folder stores them.
   std::optional<DType> dtype;
   std::optional<Isa> isa;  // none: BORA_ISA or the best the CPU supports
+  // --mmap: compute straight from the mapped files (fastest start, page cache shared between
+  // processes) instead of copying them to huge-page memory (faster decode).
+  bool mmap = false;
 };
 
 class Transformer {
@@ -40,6 +43,11 @@ class Transformer {
   DType compute_dtype() const { return weights_.compute_dtype; }
   // Bytes of all weight matrices in their compute format.
   uint64_t weight_bytes() { return MatrixBytesOf(weights_); }
+  // Bytes and weights of the matrices every token multiplies with (all but the embeddings;
+  // MoE: the active experts' share).
+  uint64_t streamed_weight_bytes();
+  uint64_t streamed_weight_count();
+  ops::ComputeContext& compute() { return *ctx_; }
 
   // A cache sized for this model's context.
   KvCache NewCache() const { return KvCache(params(), context_); }

@@ -1,7 +1,13 @@
 // Mapping of checkpoint tensors onto per-layer weight views, and their load-time conversion.
 #include "model/weights.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "base/error.h"
 #include "base/progress.h"
@@ -185,6 +191,56 @@ void ConvertModelWeights(ModelWeights& weights, DType target, ops::ComputeContex
   progress.Finish();
   weights.tensors = formats::CheckpointTensors();  // every view now points into `owned`
   weights.compute_dtype = target;
+}
+
+void MakeWeightsResident(ModelWeights& weights, ops::ComputeContext& ctx) {
+  for (const auto& [path, bytes] : weights.tensors.MappedFiles()) {
+    const uint8_t* begin = bytes.data();
+    const uint8_t* end = begin + bytes.size();
+    bool used = false;
+    weights.ForEachMatrix([&](MatrixView& m) {
+      const auto* data = static_cast<const uint8_t*>(m.data);
+      used = used || (data >= begin && data < end);
+    });
+    if (!used) continue;
+    AlignedBuffer copy(bytes.size());
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+    constexpr int64_t kChunk = int64_t{32} << 20;
+    const int64_t chunks = static_cast<int64_t>((bytes.size() + kChunk - 1) / kChunk);
+    ProgressBar progress("loading " + path, bytes.size());
+    std::mutex progress_mutex;
+    std::atomic<bool> failed{false};
+    ctx.pool().ParallelFor(chunks, [&](int64_t first, int64_t last, int) {
+      for (int64_t c = first; c < last && !failed.load(); ++c) {
+        uint64_t offset = static_cast<uint64_t>(c) * kChunk;
+        const uint64_t stop = std::min<uint64_t>(bytes.size(), offset + kChunk);
+        while (offset < stop) {
+          const ssize_t got = ::pread(fd, copy.data() + offset, stop - offset, static_cast<off_t>(offset));
+          if (got <= 0) {
+            if (got < 0 && errno == EINTR) continue;
+            failed.store(true);
+            break;
+          }
+          offset += static_cast<uint64_t>(got);
+        }
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        progress.Advance(stop - static_cast<uint64_t>(c) * kChunk);
+      }
+    });
+    ::close(fd);
+    if (failed.load()) throw IoError(path + ": read failed (file changed while loading?)");
+    progress.Finish();
+    auto rebase = [&](const void* pointer) -> const void* {
+      const auto* p = static_cast<const uint8_t*>(pointer);
+      return p >= begin && p < end ? copy.data() + (p - begin) : pointer;
+    };
+    weights.ForEachMatrix([&](MatrixView& m) {
+      m.data = rebase(m.data);
+      if (m.scales != nullptr) m.scales = static_cast<const uint16_t*>(rebase(m.scales));
+    });
+    weights.owned.push_back(std::move(copy));
+  }
 }
 
 uint64_t MatrixBytesOf(ModelWeights& weights) {

@@ -83,6 +83,12 @@ DType TargetFor(DType target, const MatrixView& matrix, bool is_output, bool is_
 // already packed in another format (re-quantizing a quantized model loses quality twice).
 void ConvertModelWeights(ModelWeights& weights, DType target, ops::ComputeContext& ctx);
 
+// Copies the weight files the matrices point into to anonymous memory backed by transparent
+// huge pages (pread, in parallel, with a progress bar) and re-points the views there: decode
+// streams GiBs per token and 4 KiB file pages cost a TLB miss every 4 KiB. Pages of the
+// mapping are never touched, so resident memory stays one copy of the weights.
+void MakeWeightsResident(ModelWeights& weights, ops::ComputeContext& ctx);
+
 // Bytes of every matrix in its current format (the bytes a decode step streams, embeddings
 // aside, plus the embedding table).
 uint64_t MatrixBytesOf(ModelWeights& weights);

@@ -22,12 +22,20 @@ QuantSlot SlotOf(QuantFormat format, int64_t r, int64_t c) {
   return {(quad / 2) * 64 + r * 4 + j, static_cast<int>(quad % 2) * 4};
 }
 
+// Round half to even without a libm call (the baseline ISA has no roundss): adding and
+// subtracting 1.5 * 2^23 leaves the nearest integer for |v| < 2^22.
+inline int RoundToInt(float v) {
+  v = std::clamp(v, -1024.0f, 1024.0f);
+  volatile float shifted = v + 12582912.0f;  // volatile: keep the two roundings separate
+  return static_cast<int>(shifted - 12582912.0f);
+}
+
 // Quantizes 32 values with scale `d` (already f16-exact) into integers in [lo, hi].
 float BlockError(const float* x, float d, int lo, int hi, int8_t* q) {
   float error = 0.0f;
   const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
   for (int i = 0; i < kQuantBlock; ++i) {
-    int value = static_cast<int>(std::nearbyint(x[i] * inverse));
+    int value = RoundToInt(x[i] * inverse);
     value = std::clamp(value, lo, hi);
     q[i] = static_cast<int8_t>(value);
     const float diff = x[i] - d * static_cast<float>(value);

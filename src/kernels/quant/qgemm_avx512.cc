@@ -23,11 +23,18 @@ inline void PanelTile(const uint8_t* quants, const uint16_t* scales, int64_t blo
                       int64_t t0, float* y, int64_t y_stride, __mmask16 row_mask) {
   constexpr int64_t kBlockBytes = kQ4 ? 256 : 512;
   constexpr int32_t kZeroPoint = kQ4 ? 8 : 128;
+  constexpr int64_t kPrefetchBytes = 4096;
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = quants + b * kBlockBytes;
+    if constexpr (T <= 2) {
+      // Decode streams the weights once: prefetch ahead of the hardware prefetcher.
+      for (int64_t line = 0; line < kBlockBytes; line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + line), _MM_HINT_T0);
+      }
+    }
     const __m512 d_w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * 16)));
     __m512i isum[T];
     const int8_t* xq[T];
@@ -36,6 +43,13 @@ inline void PanelTile(const uint8_t* quants, const uint16_t* scales, int64_t blo
       isum[t] = _mm512_set1_epi32(-kZeroPoint * x.sum[index]);
       xq[t] = x.q + index * kQuantBlock;
     }
+    // Few tokens: a second integer chain per token hides vpdpbusd latency (integer sums are
+    // exact, so splitting them does not change the result).
+    constexpr bool kSplit = T <= 2;
+    __m512i isum2[kSplit ? T : 1];
+    if constexpr (kSplit) {
+      for (int t = 0; t < T; ++t) isum2[t] = _mm512_setzero_si512();
+    }
     if constexpr (kQ4) {
       for (int v = 0; v < 4; ++v) {
         const __m512i raw = _mm512_loadu_si512(block + v * 64);
@@ -43,16 +57,29 @@ inline void PanelTile(const uint8_t* quants, const uint16_t* scales, int64_t blo
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low_nibbles);
         for (int t = 0; t < T; ++t) {
           isum[t] = _mm512_dpbusd_epi32(isum[t], lo, _mm512_set1_epi32(Load32(xq[t] + v * 8)));
-          isum[t] = _mm512_dpbusd_epi32(isum[t], hi, _mm512_set1_epi32(Load32(xq[t] + v * 8 + 4)));
+          if constexpr (kSplit) {
+            isum2[t] = _mm512_dpbusd_epi32(isum2[t], hi, _mm512_set1_epi32(Load32(xq[t] + v * 8 + 4)));
+          } else {
+            isum[t] = _mm512_dpbusd_epi32(isum[t], hi, _mm512_set1_epi32(Load32(xq[t] + v * 8 + 4)));
+          }
         }
       }
     } else {
-      for (int quad = 0; quad < 8; ++quad) {
-        const __m512i w = _mm512_loadu_si512(block + quad * 64);
+      for (int quad = 0; quad < 8; quad += 2) {
+        const __m512i w0 = _mm512_loadu_si512(block + quad * 64);
+        const __m512i w1 = _mm512_loadu_si512(block + quad * 64 + 64);
         for (int t = 0; t < T; ++t) {
-          isum[t] = _mm512_dpbusd_epi32(isum[t], w, _mm512_set1_epi32(Load32(xq[t] + quad * 4)));
+          isum[t] = _mm512_dpbusd_epi32(isum[t], w0, _mm512_set1_epi32(Load32(xq[t] + quad * 4)));
+          if constexpr (kSplit) {
+            isum2[t] = _mm512_dpbusd_epi32(isum2[t], w1, _mm512_set1_epi32(Load32(xq[t] + quad * 4 + 4)));
+          } else {
+            isum[t] = _mm512_dpbusd_epi32(isum[t], w1, _mm512_set1_epi32(Load32(xq[t] + quad * 4 + 4)));
+          }
         }
       }
+    }
+    if constexpr (kSplit) {
+      for (int t = 0; t < T; ++t) isum[t] = _mm512_add_epi32(isum[t], isum2[t]);
     }
     for (int t = 0; t < T; ++t) {
       const __m512 scale = _mm512_mul_ps(d_w, _mm512_set1_ps(x.scale[(t0 + t) * blocks + b]));

@@ -1,0 +1,16 @@
+// Writes a loaded (and possibly converted) model as a Mistral-native model folder:
+// params.json + consolidated.safetensors, packed q8/q4 matrices as `name.q8|q4` U8 planes with
+// `name.q8_scales|q4_scales` F16 planes, mmap-able as they are (what `bora quantize` produces).
+#pragma once
+
+#include <string>
+
+#include "formats/model_params.h"
+#include "model/weights.h"
+
+namespace bora::model {
+
+// Writes into `out_dir` (created if missing); files appear complete or not at all.
+void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir);
+
+}  // namespace bora::model
