@@ -20,6 +20,7 @@ struct GenerateFlags {
   int64_t chunk = 512;
   int threads = 0;
   bool json = false;
+  std::string dtype;
 };
 
 int RunGenerate(const GenerateFlags& flags) {
@@ -27,6 +28,7 @@ int RunGenerate(const GenerateFlags& flags) {
   model::LoadOptions options;
   options.context = flags.context;
   options.threads = flags.threads;
+  if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
   std::unique_ptr<model::Transformer> model = model::LoadModel(flags.model_dir, options);
   const int64_t needed = static_cast<int64_t>(prompt.size()) + flags.max_tokens;
   if (needed > model->context_length()) {
@@ -78,6 +80,8 @@ Command RegisterGenerate(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
+  sub->add_option("--dtype", flags->dtype, "Convert the weights at load: f32 (exact), bf16, q8 or q4 (default: as stored)")
+      ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
   sub->add_flag("--json", flags->json, "Print {\"tokens\": [...]} instead of space-separated ids");
   return {sub, [flags] { return RunGenerate(*flags); }};
 }

@@ -52,8 +52,10 @@ void ProgressBar::Draw(bool final_draw) {
     std::fprintf(stderr, "\r%s [%s] %3d%% %s %.1fs%s", label_.c_str(), bar.c_str(), percent,
                  amount.c_str(), seconds, final_draw ? "\n" : "");
     std::fflush(stderr);
-  } else if ((final_draw && last_percent_logged_ < 100) || percent / 25 > last_percent_logged_ / 25) {
-    // Non-terminal output (logs, CI): a line at 0/25/50/75/100 % only.
+  } else if (seconds >= 1.0 && ((final_draw && last_percent_logged_ < 100) ||
+                                 percent / 25 > last_percent_logged_ / 25)) {
+    // Non-terminal output (logs, CI): a line at 25/50/75/100 % only, and only for work that
+    // lasts over a second (quick steps stay silent).
     last_percent_logged_ = percent;
     std::fprintf(stderr, "%s: %d%% (%s, %.1fs)\n", label_.c_str(), percent, amount.c_str(), seconds);
   }

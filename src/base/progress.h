@@ -9,8 +9,8 @@ namespace bora {
 
 class ProgressBar {
  public:
-  // `total` is in `unit`s (e.g. bytes); nothing is drawn when stderr is not a terminal
-  // unless `force` is set, in which case a few plain-text lines are written instead.
+  // `total` is in `unit`s (e.g. bytes). When stderr is not a terminal, plain-text lines are
+  // written at 25 % steps instead, once the work has lasted a second.
   ProgressBar(std::string label, uint64_t total, bool bytes_unit = true);
   ~ProgressBar();
 

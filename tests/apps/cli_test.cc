@@ -52,7 +52,7 @@ std::string Join(const std::vector<int>& ids, const char* separator) {
 TEST(CliTest, HelpOnEveryCommand) {
   CommandResult top = RunBora("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"check-golden", "generate", "make-model", "bench", "tokenize", "render"}) {
+  for (const char* command : {"check-golden", "generate", "make-model", "bench", "quantize", "tokenize", "render"}) {
     EXPECT_NE(top.output.find(command), std::string::npos) << command;
     CommandResult help = RunBora(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
@@ -193,13 +193,55 @@ TEST(CliTest, MakeModelTakesVocabularyFromTokenizer) {
   EXPECT_EQ(nlohmann::json::parse(ReadAll(dir.File("params.json")))["vocab_size"], 32000);
 }
 
-TEST(CliTest, BenchReportsRates) {
+// Every stdout line of `bench --json` is one JSON object; the last one holds the results.
+TEST(CliTest, BenchReportsRatesAsJsonLines) {
   BORA_REQUIRE_SHARED(shared);
-  CommandResult run = RunBora("bench --json -p 8 -n 4 -r 1 -t 1 --model " + shared + "/reference-models/tiny-dense/mistral");
+  for (const char* dtype : {"", " --dtype q8", " --dtype q4"}) {
+    CommandResult run = RunBora(std::string("bench --json -p 8 -n 4 -r 2 -t 1") + dtype + " --model " + shared +
+                                "/reference-models/tiny-dense/mistral 2>/dev/null");
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    std::istringstream lines(run.output);
+    std::string line;
+    nlohmann::json last;
+    int count = 0;
+    while (std::getline(lines, line)) {
+      last = nlohmann::json::parse(line);  // throws (fails the test) on a non-JSON line
+      ++count;
+    }
+    ASSERT_GE(count, 3) << run.output;  // loaded, 2 repetitions, result
+    EXPECT_EQ(last["event"], "result");
+    EXPECT_GT(last["pp_tok_s"].get<double>(), 0);
+    EXPECT_GT(last["tg_tok_s"].get<double>(), 0);
+    EXPECT_GT(last["model_bytes"].get<double>(), 0);
+    EXPECT_GT(last["tg_bandwidth_gb_s"].get<double>(), 0);
+    EXPECT_LE(last["pp_tok_s_min"].get<double>(), last["pp_tok_s"].get<double>());
+    EXPECT_GE(last["tg_tok_s_max"].get<double>(), last["tg_tok_s"].get<double>());
+    if (*dtype != 0) EXPECT_EQ(last["dtype"], std::string(dtype).substr(9));
+  }
+}
+
+// `quantize` writes a folder that loads as it is; check-golden --dtype reports quality.
+TEST(CliTest, QuantizeWritesALoadableFolder) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir out;
+  CommandResult run = RunBora("quantize --dtype q8 -t 2 --model " + shared + "/reference-models/tiny-dense/mistral --out " +
+                              out.path() + "/q8");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  nlohmann::json report = nlohmann::json::parse(run.output);
-  EXPECT_GT(report["prefill_tokens_per_second"].get<double>(), 0);
-  EXPECT_GT(report["decode_tokens_per_second"].get<double>(), 0);
+  CommandResult direct = RunBora("generate --tokens 1,2,3 --max-tokens 8 --dtype q8 --model " + shared +
+                                 "/reference-models/tiny-dense/mistral 2>/dev/null");
+  CommandResult packed = RunBora("generate --tokens 1,2,3 --max-tokens 8 --model " + out.path() + "/q8 2>/dev/null");
+  ASSERT_EQ(direct.exit_code, 0) << direct.output;
+  EXPECT_EQ(direct.output, packed.output);
+  EXPECT_NE(RunBora("quantize --dtype q5 --model x --out y").exit_code, 0);
+  CommandResult quality = RunBora("check-golden --json --dtype q8 --layout mistral " + shared +
+                                  "/reference-models/tiny-dense 2>/dev/null");
+  nlohmann::json report = nlohmann::json::parse(quality.output);
+  EXPECT_EQ(report["dtype"], "q8");
+  EXPECT_EQ(report["results"].size(), 3u);
+  for (const auto& row : report["results"]) {
+    EXPECT_GT(row["top1_agreement"].get<double>(), 0.5);
+    EXPECT_GT(row["rms_rel"].get<double>(), 0.0);  // quantization is not free
+  }
 }
 
 // Runs `bora ARGS` with `input` on stdin and returns one parsed JSON value per output line.

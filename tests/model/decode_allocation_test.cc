@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <optional>
 
 #include "model/model_test_util.h"
 #include "model/transformer.h"
@@ -30,12 +31,13 @@ void operator delete[](void* p, size_t) noexcept { std::free(p); }
 namespace bora::testing {
 namespace {
 
-void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params) {
+void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params, std::optional<DType> dtype = std::nullopt) {
   TempDir dir;
   MakeModel(params, 21, dir.path());
   model::LoadOptions options;
   options.context = 64;
   options.threads = 2;
+  options.dtype = dtype;
   auto engine = model::LoadModel(dir.path(), options);
   model::KvCache cache = engine->NewCache();
   std::vector<float> logits(static_cast<size_t>(params.vocab_size));
@@ -62,6 +64,15 @@ TEST(DecodeAllocationTest, MoeDecodeStepDoesNotAllocate) {
   formats::ModelParams params = SmallParams();
   params.moe = formats::MoeParams{4, 2};
   ExpectDecodeDoesNotAllocate(params);
+}
+
+TEST(DecodeAllocationTest, QuantizedDecodeStepDoesNotAllocate) {
+  for (DType dtype : {DType::kQ8, DType::kQ4, DType::kBF16}) {
+    ExpectDecodeDoesNotAllocate(SmallParams(), dtype);
+    formats::ModelParams moe = SmallParams();
+    moe.moe = formats::MoeParams{4, 2};
+    ExpectDecodeDoesNotAllocate(moe, dtype);
+  }
 }
 
 TEST(DecodeAllocationTest, CounterSeesAllocations) {

@@ -74,6 +74,8 @@ TestWeight MakeWeight(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
       }
       break;
     }
+    default:
+      ADD_FAILURE() << "dense dtypes only (packed formats are tested in kernels/quant_test)";
   }
   return weight;
 }
