@@ -34,6 +34,7 @@ struct BenchFlags {
   bool stream = false;
   bool peak = false;
   bool json = false;
+  bool mmap = false;
 };
 
 struct Stats {
@@ -64,6 +65,7 @@ int RunBench(const BenchFlags& flags) {
   model::LoadOptions options;
   options.context = flags.prompt_tokens + flags.generate_tokens;
   options.threads = flags.threads;
+  options.mmap = flags.mmap;
   if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
   auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<model::Transformer> model = model::LoadModel(dir, options);
@@ -215,6 +217,9 @@ Command RegisterBench(CLI::App& app) {
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
   sub->add_flag("--stream", flags->stream, "Also measure the read bandwidth (2 GiB read-only reduction, best of 10)");
   sub->add_flag("--peak", flags->peak, "Also measure the compute peak of every usable instruction set");
+  sub->add_flag("--mmap", flags->mmap,
+                "Compute straight from the mapped file instead of a resident huge-page copy (faster start, "
+                "slower decode)");
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }

@@ -28,8 +28,9 @@ class MistralModel final : public Transformer {
 void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x, int64_t tokens,
                        float* gate, float* up, float* out) {
   const int64_t hidden = ffn.w1.rows;
-  ops::MatMul(ctx, x, tokens, ffn.w1, gate);
-  ops::MatMul(ctx, x, tokens, ffn.w3, up);
+  const MatrixView* gate_up[] = {&ffn.w1, &ffn.w3};
+  float* const gate_up_out[] = {gate, up};
+  ops::MatMulShared(ctx, x, tokens, gate_up, gate_up_out);
   kernels::SwiGlu(gate, up, gate, tokens * hidden);
   ops::MatMul(ctx, gate, tokens, ffn.w2, out);
 }

@@ -119,9 +119,9 @@ void Transformer::Attention(int64_t layer, int64_t count, KvCache& cache) {
   const formats::ModelParams& p = params();
   const LayerWeights& w = weights_.layers[layer];
   Activations& a = scratch_;
-  ops::MatMul(*ctx_, a.normed.data(), count, w.wq, a.q.data());
-  ops::MatMul(*ctx_, a.normed.data(), count, w.wk, a.k.data());
-  ops::MatMul(*ctx_, a.normed.data(), count, w.wv, a.v.data());
+  const MatrixView* qkv[] = {&w.wq, &w.wk, &w.wv};
+  float* const qkv_out[] = {a.q.data(), a.k.data(), a.v.data()};
+  ops::MatMulShared(*ctx_, a.normed.data(), count, qkv, qkv_out);
   const int64_t half = p.head_dim / 2;
   const int64_t q_row = p.n_heads * p.head_dim;
   const int64_t kv_row = p.n_kv_heads * p.head_dim;

@@ -194,7 +194,10 @@ void ConvertModelWeights(ModelWeights& weights, DType target, ops::ComputeContex
 }
 
 void MakeWeightsResident(ModelWeights& weights, ops::ComputeContext& ctx) {
-  for (const auto& [path, bytes] : weights.tensors.MappedFiles()) {
+  for (const auto& mapped_file : weights.tensors.MappedFiles()) {
+    // Named copies, not a structured binding: clang 14 cannot capture bindings in lambdas.
+    const std::string& path = mapped_file.first;
+    const auto& bytes = mapped_file.second;
     const uint8_t* begin = bytes.data();
     const uint8_t* end = begin + bytes.size();
     bool used = false;

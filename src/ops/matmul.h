@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "ops/compute_context.h"
 #include "tensor/matrix_view.h"
@@ -15,5 +16,10 @@ namespace bora::ops {
 // weight row and its own x row: not on `tokens`, the thread count or the row's batch-mates
 // (batch invariance).
 void MatMul(ComputeContext& ctx, const float* x, int64_t tokens, const MatrixView& weight, float* y);
+
+// y_i = x * W_i^T for up to 4 matrices that read the same x (q/k/v, gate/up): the activations
+// are quantized once and one fork-join covers all of them. Results equal separate MatMul calls.
+void MatMulShared(ComputeContext& ctx, const float* x, int64_t tokens, std::span<const MatrixView* const> weights,
+                  std::span<float* const> outputs);
 
 }  // namespace bora::ops

@@ -23,8 +23,10 @@ struct CommandResult {
   std::string output;  // stdout and stderr
 };
 
-CommandResult RunBora(const std::string& arguments) {
-  std::string command = std::string(BORA_BINARY) + " " + arguments + " 2>&1";
+// Runs bora with stdout and stderr merged, or with stderr dropped (`stdout_only`) where the test
+// parses stdout: a merged stream would interleave progress lines with the JSON.
+CommandResult RunBora(const std::string& arguments, bool stdout_only = false) {
+  std::string command = std::string(BORA_BINARY) + " " + arguments + (stdout_only ? " 2>/dev/null" : " 2>&1");
   CommandResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -198,7 +200,7 @@ TEST(CliTest, BenchReportsRatesAsJsonLines) {
   BORA_REQUIRE_SHARED(shared);
   for (const char* dtype : {"", " --dtype q8", " --dtype q4"}) {
     CommandResult run = RunBora(std::string("bench --json -p 8 -n 4 -r 2 -t 1") + dtype + " --model " + shared +
-                                "/reference-models/tiny-dense/mistral 2>/dev/null");
+                                "/reference-models/tiny-dense/mistral", true);
     ASSERT_EQ(run.exit_code, 0) << run.output;
     std::istringstream lines(run.output);
     std::string line;
@@ -228,13 +230,13 @@ TEST(CliTest, QuantizeWritesALoadableFolder) {
                               out.path() + "/q8");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   CommandResult direct = RunBora("generate --tokens 1,2,3 --max-tokens 8 --dtype q8 --model " + shared +
-                                 "/reference-models/tiny-dense/mistral 2>/dev/null");
-  CommandResult packed = RunBora("generate --tokens 1,2,3 --max-tokens 8 --model " + out.path() + "/q8 2>/dev/null");
+                                 "/reference-models/tiny-dense/mistral", true);
+  CommandResult packed = RunBora("generate --tokens 1,2,3 --max-tokens 8 --model " + out.path() + "/q8", true);
   ASSERT_EQ(direct.exit_code, 0) << direct.output;
   EXPECT_EQ(direct.output, packed.output);
   EXPECT_NE(RunBora("quantize --dtype q5 --model x --out y").exit_code, 0);
   CommandResult quality = RunBora("check-golden --json --dtype q8 --layout mistral " + shared +
-                                  "/reference-models/tiny-dense 2>/dev/null");
+                                  "/reference-models/tiny-dense", true);
   nlohmann::json report = nlohmann::json::parse(quality.output);
   EXPECT_EQ(report["dtype"], "q8");
   EXPECT_EQ(report["results"].size(), 3u);

@@ -252,6 +252,7 @@ TEST_P(IsaTest, QGemmIsBitIdenticalToScalarForEveryBatchSize) {
         for (int64_t i = tokens * rows; i < max_tokens * rows; ++i) ASSERT_EQ(y[i], 12345.0f) << "wrote past";
       }
       // A panel range writes only its rows.
+      if (p.shape.panels() < 2) continue;
       std::vector<float> y(rows, 7.0f);
       kernels.qgemm(p.ref(), q.rows, 1, 1, 2, y.data(), rows);
       for (int64_t r = 0; r < rows; ++r) {
