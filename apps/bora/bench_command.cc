@@ -95,28 +95,6 @@ int RunBench(const BenchFlags& flags) {
     std::printf("cpu     %s, %d threads\n", cpu_line.c_str(), model->num_threads());
   }
 
-  double stream_gb_s = 0;
-  if (flags.stream) {
-    stream_gb_s = ops::MeasureReadBandwidth(model->compute());
-    if (flags.json) {
-      EmitJson({{"event", "stream"}, {"stream_gb_s", stream_gb_s}, {"bytes", size_t{2} << 30}, {"passes", 10}});
-    } else {
-      std::printf("stream  read bandwidth %.1f GB/s (2 GiB, best of 10, %d threads)\n", stream_gb_s,
-                  model->num_threads());
-    }
-  }
-  std::vector<ops::PeakMeasurement> peaks;
-  if (flags.peak) {
-    peaks = ops::MeasureComputePeaks(model->compute());
-    for (const auto& peak : peaks) {
-      if (flags.json) {
-        EmitJson({{"event", "peak"}, {"name", peak.name}, {"gops", peak.ops_per_second / 1e9}});
-      } else {
-        std::printf("peak    %-20s %8.1f GOP/s\n", peak.name.c_str(), peak.ops_per_second / 1e9);
-      }
-    }
-  }
-
   const int64_t vocab = p.vocab_size;
   std::mt19937 random(1234);  // fixed prompt: same work every run
   std::vector<int32_t> prompt(flags.prompt_tokens);
@@ -143,11 +121,34 @@ int RunBench(const BenchFlags& flags) {
                 {"tg_tok_s", decode_rates.back()}});
     }
   }
+  // Peak RSS before the probes: the bandwidth probe's 2 GiB buffer is not the model's memory.
+  const double peak_rss = PeakRssBytes();
+  double stream_gb_s = 0;
+  if (flags.stream) {
+    stream_gb_s = ops::MeasureReadBandwidth(model->compute());
+    if (flags.json) {
+      EmitJson({{"event", "stream"}, {"stream_gb_s", stream_gb_s}, {"bytes", size_t{2} << 30}, {"passes", 10}});
+    } else {
+      std::printf("stream  read bandwidth %.1f GB/s (2 GiB, best of 10, %d threads)\n", stream_gb_s,
+                  model->num_threads());
+    }
+  }
+  std::vector<ops::PeakMeasurement> peaks;
+  if (flags.peak) {
+    peaks = ops::MeasureComputePeaks(model->compute());
+    for (const auto& peak : peaks) {
+      if (flags.json) {
+        EmitJson({{"event", "peak"}, {"name", peak.name}, {"gops", peak.ops_per_second / 1e9}});
+      } else {
+        std::printf("peak    %-20s %8.1f GOP/s\n", peak.name.c_str(), peak.ops_per_second / 1e9);
+      }
+    }
+  }
+
   const Stats pp = Summarize(prefill_rates), tg = Summarize(decode_rates);
   const double tg_bandwidth = tg.median * bytes_per_token / 1e9;
   // Prefill arithmetic: 2 operations per weight per token (matrices only; attention excluded).
   const double pp_ops = 2.0 * pp.median * static_cast<double>(model->streamed_weight_count());
-  const double peak_rss = PeakRssBytes();
   if (flags.json) {
     nlohmann::ordered_json result = {{"event", "result"},
                                      {"model", dir},

@@ -16,6 +16,8 @@ struct KernelSet {
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n) = nullptr;
   float (*dot_f16)(const uint16_t* w, const float* x, int64_t n) = nullptr;
   void (*axpy)(float alpha, const float* x, float* y, int64_t n) = nullptr;
+  // x[i] = exp(x[i]) (softmax weights); SIMD versions within 2 ulp of the libm reference.
+  void (*exp_inplace)(float* x, int64_t n) = nullptr;
   // Packed q8/q4 weights: activation quantizer and GEMM (bit-identical across ISAs).
   QuantizeRowsFn quantize_rows = nullptr;
   QGemmFn qgemm = nullptr;

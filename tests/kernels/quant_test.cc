@@ -290,6 +290,36 @@ TEST_P(IsaTest, F32DotsAgreeWithScalarWithinRoundingBound) {
   }
 }
 
+// exp: within 2 ulp of the exact value over the whole finite range, exact at the edges that
+// softmax relies on (exp(-inf) = 0, exp(0) = 1), and every length (SIMD tails) handled.
+TEST_P(IsaTest, ExpIsWithinTwoUlpOfExact) {
+  const KernelSet& kernels = KernelsFor(GetParam());
+  std::vector<float> x;
+  for (float v = -87.0f; v <= 88.5f; v += 0.0137f) x.push_back(v);
+  std::vector<float> y = x;
+  kernels.exp_inplace(y.data(), static_cast<int64_t>(y.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double exact = std::exp(static_cast<double>(x[i]));
+    const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
+    ASSERT_LE(std::fabs(y[i] - exact), 2 * ulp) << x[i];
+  }
+  std::vector<float> edges = {-INFINITY, -1000.0f, -88.0f, 0.0f, 89.0f, INFINITY};
+  kernels.exp_inplace(edges.data(), static_cast<int64_t>(edges.size()));
+  EXPECT_EQ(edges[0], 0.0f);
+  EXPECT_EQ(edges[1], 0.0f);
+  EXPECT_LT(edges[2], 1e-37f);
+  EXPECT_EQ(edges[3], 1.0f);
+  EXPECT_EQ(edges[4], INFINITY);
+  EXPECT_EQ(edges[5], INFINITY);
+  for (int64_t n = 0; n <= 37; ++n) {
+    std::vector<float> values(static_cast<size_t>(n) + 1, 0.5f);
+    values[static_cast<size_t>(n)] = 7.0f;  // sentinel past the end: untouched
+    kernels.exp_inplace(values.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(values[i], std::exp(0.5), 2e-7) << n;
+    ASSERT_EQ(values[static_cast<size_t>(n)], 7.0f) << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(HostIsas, IsaTest, ::testing::ValuesIn(HostIsas()),
                          [](const ::testing::TestParamInfo<Isa>& info) { return std::string(IsaName(info.param)); });
 
