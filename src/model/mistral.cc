@@ -1,7 +1,7 @@
 // Mistral (dense) architecture: the shared decoder stack with a SwiGLU feed-forward block.
 #include "model/architectures.h"
 
-#include "kernels/activation.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
 
 namespace bora::model {
@@ -31,7 +31,7 @@ void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const
   const MatrixView* gate_up[] = {&ffn.w1, &ffn.w3};
   float* const gate_up_out[] = {gate, up};
   ops::MatMulShared(ctx, x, tokens, gate_up, gate_up_out);
-  kernels::SwiGlu(gate, up, gate, tokens * hidden);
+  ops::SwiGlu(ctx, gate, up, gate, tokens * hidden);
   ops::MatMul(ctx, gate, tokens, ffn.w2, out);
 }
 

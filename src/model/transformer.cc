@@ -7,20 +7,15 @@
 
 #include "base/error.h"
 #include "kernels/convert.h"
-#include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "model/rope_table.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/pack_weights.h"
 
 namespace bora::model {
 namespace {
-
-void RmsNormRows(const float* x, const std::vector<float>& weight, float* out, int64_t rows,
-                 int64_t dim, float eps) {
-  for (int64_t t = 0; t < rows; ++t) kernels::RmsNorm(x + t * dim, weight.data(), out + t * dim, dim, eps);
-}
 
 void AddInPlace(float* target, const float* addend, int64_t count) {
   for (int64_t i = 0; i < count; ++i) target[i] += addend[i];
@@ -100,10 +95,10 @@ void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::
   }
   for (int64_t layer = 0; layer < p.n_layers; ++layer) {
     const LayerWeights& w = weights_.layers[layer];
-    RmsNormRows(a.residual.data(), w.attention_norm, a.normed.data(), count, p.dim, eps);
+    ops::RmsNormRows(*ctx_, a.residual.data(), w.attention_norm.data(), a.normed.data(), count, p.dim, eps);
     Attention(layer, count, cache);
     AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
-    RmsNormRows(a.residual.data(), w.ffn_norm, a.normed.data(), count, p.dim, eps);
+    ops::RmsNormRows(*ctx_, a.residual.data(), w.ffn_norm.data(), a.normed.data(), count, p.dim, eps);
     FeedForward(layer, count);
     AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
   }
@@ -111,7 +106,7 @@ void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::
 
   const int64_t first_row = all_positions ? 0 : count - 1;
   const int64_t rows = count - first_row;
-  RmsNormRows(a.residual.data() + first_row * p.dim, weights_.norm, a.normed.data(), rows, p.dim, eps);
+  ops::RmsNormRows(*ctx_, a.residual.data() + first_row * p.dim, weights_.norm.data(), a.normed.data(), rows, p.dim, eps);
   ops::MatMul(*ctx_, a.normed.data(), rows, weights_.output, logits.data());
 }
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "base/cpu_features.h"
 #include "base/thread_pool.h"
 
 namespace bora::ops {
@@ -377,6 +378,36 @@ TEST(CausalAttentionTest, MatchesDoubleReference) {
       for (size_t i = 0; i < chunked.size(); ++i) {
         ASSERT_NEAR(chunked[i], reference[offset + i], 1e-5) << "chunked element " << i;
       }
+      EXPECT_TRUE(SameBits(chunked.data(), out.data() + offset, chunked.size()));
+    }
+  }
+}
+
+// Hundreds of keys (several 64-key softmax blocks, a window that starts mid-block, a ring that
+// wraps) on every instruction set the host supports: within f32 rounding of the double reference,
+// and chunked prefill over the ring gives the one-shot bits.
+TEST(CausalAttentionTest, MatchesDoubleReferenceOverManyKeyBlocksOnEveryIsa) {
+  const int64_t positions = 200;
+  const CpuFeatures cpu = DetectCpuFeatures();
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
+    if (!IsaSupported(isa, cpu)) continue;
+    ComputeContext pool(2, isa);
+    for (int64_t window : {0, 70, 130}) {
+      SCOPED_TRACE(::testing::Message() << IsaName(isa) << " window=" << window);
+      const AttentionShape shape = Shape(4, 2, 16, window);
+      std::mt19937 rng(static_cast<uint32_t>(window) + 3);
+      const std::vector<float> q = RandomVector(positions * 4 * 16, rng, 0.8f);
+      const std::vector<float> k = RandomVector(positions * 2 * 16, rng, 0.8f);
+      const std::vector<float> v = RandomVector(positions * 2 * 16, rng, 1.0f);
+      const std::vector<double> reference = ReferenceAttention(shape, q, k, v, positions, 0);
+      const std::vector<float> out = RunFromStart(pool, shape, q, k, v, positions);
+      ASSERT_EQ(out.size(), reference.size());
+      for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], reference[i], 2e-5) << "element " << i;
+      const int64_t start_pos = 150;
+      const int64_t capacity = window == 0 ? 150 : window - 1;
+      const std::vector<float> chunked = RunWithRing(pool, shape, q, k, v, positions, start_pos, capacity);
+      const size_t offset = start_pos * 4 * 16;
+      ASSERT_EQ(chunked.size(), out.size() - offset);
       EXPECT_TRUE(SameBits(chunked.data(), out.data() + offset, chunked.size()));
     }
   }
