@@ -1,62 +1,196 @@
-// `bora generate --model DIR --tokens 1,2,3`: greedy continuation of a token-id prompt.
+// `bora generate --model DIR (--prompt TEXT | --chat MESSAGE | --tokens IDS)`: text or token
+// continuation with the model's tokenizer and instruct format, sampled like the API does,
+// streamed to stdout, with a line of timings on stderr.
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "commands.h"
-#include "kernels/activation.h"
 #include "model/transformer.h"
+#include "runtime/sampler.h"
+#include "runtime/stop_strings.h"
+#include "tokenizer/instruct_encoder.h"
+#include "tokenizer/load_tokenizer.h"
+#include "tokenizer/streaming_detokenizer.h"
 
 namespace bora::app {
 namespace {
 
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
 struct GenerateFlags {
   std::string model_dir;
+  std::string prompt;
+  std::string chat;
+  std::string system;
   std::string tokens;
-  int64_t max_tokens = 32;
+  std::string tokenizer_file;
+  int64_t max_tokens = 256;
+  bool max_tokens_given = false;
   int64_t context = 4096;
   int64_t chunk = 512;
   int threads = 0;
   bool json = false;
   std::string dtype;
+  std::optional<float> temperature;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  float min_p = 0.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float repetition_penalty = 1.0f;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
 };
 
+// The folder's generation_config.json temperature, else 0.7 (what `bora serve` also uses).
+float DefaultTemperature(const std::string& model_dir) {
+  const fs::path path = fs::path(model_dir) / "generation_config.json";
+  std::ifstream in(path);
+  if (!in) return 0.7f;
+  try {
+    const nlohmann::json config = nlohmann::json::parse(in);
+    if (config.contains("temperature") && config["temperature"].is_number()) return config["temperature"].get<float>();
+  } catch (const nlohmann::json::exception&) {
+    throw FormatError(path.string() + ": not valid JSON");
+  }
+  return 0.7f;
+}
+
 int RunGenerate(const GenerateFlags& flags) {
-  std::vector<int32_t> prompt = ParseTokenList(flags.tokens);
+  const int modes = !flags.prompt.empty() + !flags.chat.empty() + !flags.tokens.empty();
+  if (modes != 1) throw InvalidArgument("give exactly one of --prompt TEXT, --chat MESSAGE or --tokens IDS");
+  if (!flags.system.empty() && flags.chat.empty()) throw InvalidArgument("--system goes with --chat");
+  const bool text_mode = flags.tokens.empty();
+  // Token ids in, ids out: greedy unless asked otherwise (a reproducible default for scripts).
+  runtime::SamplingParams sampling;
+  sampling.temperature = flags.temperature.value_or(text_mode ? DefaultTemperature(flags.model_dir) : 0.0f);
+  sampling.top_p = flags.top_p;
+  sampling.top_k = flags.top_k;
+  sampling.min_p = flags.min_p;
+  sampling.presence_penalty = flags.presence_penalty;
+  sampling.frequency_penalty = flags.frequency_penalty;
+  sampling.repetition_penalty = flags.repetition_penalty;
+
+  std::optional<tokenizer::LoadedTokenizer> loaded;
+  std::vector<int32_t> prompt;
+  if (text_mode) {
+    std::string file = flags.tokenizer_file.empty() ? tokenizer::FindTokenizerFile(flags.model_dir) : flags.tokenizer_file;
+    if (file.empty()) {
+      throw InvalidArgument(flags.model_dir + " has no tokenizer file (tekken.json, tokenizer.model*); pass --tokenizer FILE or use --tokens");
+    }
+    loaded = tokenizer::LoadTokenizer(file);
+    if (!flags.prompt.empty()) {
+      prompt = loaded->tokenizer->Encode(flags.prompt);
+      prompt.insert(prompt.begin(), loaded->tokenizer->bos_id());
+    } else {
+      tokenizer::ChatRequest request;
+      if (!flags.system.empty()) request.messages.push_back({tokenizer::Role::kSystem, tokenizer::Content::Text(flags.system)});
+      request.messages.push_back({tokenizer::Role::kUser, tokenizer::Content::Text(flags.chat)});
+      tokenizer::InstructEncoder encoder(*loaded->tokenizer, loaded->version.version);
+      prompt = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing).ids;
+    }
+  } else {
+    prompt = ParseTokenList(flags.tokens);
+  }
+
   model::LoadOptions options;
   options.context = flags.context;
   options.threads = flags.threads;
   if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
   std::unique_ptr<model::Transformer> model = model::LoadModel(flags.model_dir, options);
-  const int64_t needed = static_cast<int64_t>(prompt.size()) + flags.max_tokens;
-  if (needed > model->context_length()) {
-    throw InvalidArgument("prompt (" + std::to_string(prompt.size()) + " tokens) + --max-tokens (" +
-                          std::to_string(flags.max_tokens) + ") exceeds the context of " +
-                          std::to_string(model->context_length()) + " tokens; raise --ctx or lower --max-tokens");
-  }
   const int64_t vocab = model->params().vocab_size;
+  if (loaded && loaded->tokenizer->vocab_size() != vocab) {
+    throw InvalidArgument("the tokenizer has " + std::to_string(loaded->tokenizer->vocab_size()) +
+                          " tokens but the model " + std::to_string(vocab));
+  }
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= vocab) throw InvalidArgument("prompt token " + std::to_string(id) + " is outside the vocabulary");
+  }
+  // Text runs stop at the context's end by default; --max-tokens must fit with the prompt.
+  const int64_t room = model->context_length() - static_cast<int64_t>(prompt.size());
+  if (room < 1) {
+    throw InvalidArgument("the prompt (" + std::to_string(prompt.size()) + " tokens) does not fit the context of " +
+                          std::to_string(model->context_length()) + " tokens; raise --ctx");
+  }
+  int64_t max_tokens = flags.max_tokens;
+  if (max_tokens > room) {
+    if (flags.max_tokens_given) {
+      throw InvalidArgument("prompt (" + std::to_string(prompt.size()) + " tokens) + --max-tokens (" +
+                            std::to_string(max_tokens) + ") exceeds the context of " +
+                            std::to_string(model->context_length()) + " tokens; raise --ctx or lower --max-tokens");
+    }
+    max_tokens = room;
+  }
+  const uint64_t seed = flags.seed.value_or(runtime::RandomSeed());
+  runtime::SequenceSampler sampler(sampling, vocab, prompt, seed, 0, model->compute().kernels());
+  runtime::SamplerScratch scratch(vocab);
+  runtime::StopStringMatcher stops(flags.stop);
+  std::optional<tokenizer::StreamingDetokenizer> detokenizer;
+  if (loaded) detokenizer.emplace(*loaded->tokenizer);
+
   model::KvCache cache = model->NewCache();
   std::vector<float> logits(static_cast<size_t>(vocab));
+  const auto start = Clock::now();
   std::span<const int32_t> remaining(prompt);
   while (!remaining.empty()) {  // chunked prefill bounds the scratch memory
-    size_t count = std::min<size_t>(remaining.size(), static_cast<size_t>(flags.chunk));
+    const size_t count = std::min<size_t>(remaining.size(), static_cast<size_t>(flags.chunk));
     model->Forward(remaining.first(count), cache, logits, false);
     remaining = remaining.subspan(count);
   }
+  const auto prefilled = Clock::now();
   std::vector<int32_t> generated;
-  for (int64_t i = 0; i < flags.max_tokens; ++i) {
-    int32_t next = static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab));
+  std::string text;
+  std::string finish = "length";
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    text += piece;
+    if (!flags.json) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+  };
+  for (int64_t i = 0; i < max_tokens; ++i) {
+    const int32_t next = sampler.Sample(logits, scratch).id;
+    if (loaded && next == loaded->tokenizer->eos_id()) {
+      finish = "stop";
+      break;
+    }
     generated.push_back(next);
-    if (i + 1 < flags.max_tokens) model->Forward(std::span<const int32_t>(&next, 1), cache, logits, false);
+    if (detokenizer) {
+      const runtime::StopStringMatcher::Result r = stops.Push(detokenizer->Push(next));
+      emit(r.text);
+      if (r.stopped) {
+        finish = "stop";
+        break;
+      }
+    } else if (!flags.json) {
+      std::printf(generated.size() == 1 ? "%d" : " %d", next);
+    }
+    if (i + 1 < max_tokens) model->Forward(std::span<const int32_t>(&next, 1), cache, logits, false);
   }
+  if (detokenizer && !stops.stopped()) emit(stops.Push(detokenizer->Finish()).text + stops.Flush());
+  const auto done = Clock::now();
+
   if (flags.json) {
-    std::printf("%s\n", nlohmann::json{{"tokens", generated}}.dump().c_str());
+    nlohmann::json out = {{"tokens", generated}, {"finish_reason", finish}, {"seed", seed}};
+    if (detokenizer) out["text"] = text;
+    std::printf("%s\n", out.dump().c_str());
   } else {
-    for (size_t i = 0; i < generated.size(); ++i) std::printf(i ? " %d" : "%d", generated[i]);
     std::printf("\n");
   }
+  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();
+  const double decode_s = std::chrono::duration<double>(done - prefilled).count();
+  std::fprintf(stderr, "prompt %zu tokens in %.2f s (%.1f tok/s); generated %zu tokens in %.2f s (%.1f tok/s); finish %s; seed %llu\n",
+               prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9), generated.size(), decode_s,
+               generated.size() / std::max(decode_s, 1e-9), finish.c_str(), static_cast<unsigned long long>(seed));
   return 0;
 }
 
@@ -66,13 +200,33 @@ Command RegisterGenerate(CLI::App& app) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* sub = app.add_subcommand(
       "generate",
-      "Generate a greedy continuation of a prompt given as token ids and print the new ids.\n"
-      "Example: bora generate --model demo-model --tokens 1,330,1584 --max-tokens 16");
+      "Continue a text prompt, answer a chat message in the model's instruct format, or continue\n"
+      "token ids; text streams to stdout, timings go to stderr.\n"
+      "Examples: bora generate --model DIR --chat \"Write a haiku\" --system \"Be brief\"\n"
+      "          bora generate --model DIR --prompt \"def fib(n):\" --temperature 0 --stop \"\\n\\n\"\n"
+      "          bora generate --model demo-model --tokens 1,330,1584 --max-tokens 16");
   sub->add_option("--model", flags->model_dir, "Model folder (params.json or config.json + safetensors)")->required();
-  sub->add_option("--tokens", flags->tokens, "Prompt token ids, comma-separated")->required();
-  sub->add_option("-n,--max-tokens", flags->max_tokens, "Tokens to generate")
+  sub->add_option("--prompt", flags->prompt, "Raw text to continue (BOS + the text, no instruct format)");
+  sub->add_option("--chat", flags->chat, "A user message, rendered in the model's instruct format");
+  sub->add_option("--system", flags->system, "System prompt for --chat");
+  sub->add_option("--tokens", flags->tokens, "Prompt token ids, comma-separated (prints the new ids)");
+  sub->add_option("--tokenizer", flags->tokenizer_file, "Tokenizer file (default: the one in the model folder)");
+  sub->add_option("-n,--max-tokens", flags->max_tokens, "Most tokens to generate (text: default up to the context end)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->each([flags](const std::string&) { flags->max_tokens_given = true; })
       ->capture_default_str();
+  sub->add_option("--temperature", flags->temperature,
+                  "0 = greedy (default: generation_config.json's, else 0.7; 0 for --tokens)")
+      ->check(CLI::Range(0.0, 2.0));
+  sub->add_option("--top-p", flags->top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  sub->add_option("--top-k", flags->top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  sub->add_option("--min-p", flags->min_p, "Drop tokens below min-p times the most likely one (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--presence-penalty", flags->presence_penalty, "-2..2")->capture_default_str();
+  sub->add_option("--frequency-penalty", flags->frequency_penalty, "-2..2")->capture_default_str();
+  sub->add_option("--repetition-penalty", flags->repetition_penalty, "CTRL-style, 1 = off")->capture_default_str();
+  sub->add_option("--seed", flags->seed, "Random seed (same seed, same output; default: random, printed)");
+  sub->add_option("--stop", flags->stop, "Stop string (repeatable); not printed");
   sub->add_option("--ctx", flags->context, "Context length in tokens (capped by the model)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
       ->capture_default_str();
@@ -82,7 +236,7 @@ Command RegisterGenerate(CLI::App& app) {
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
   sub->add_option("--dtype", flags->dtype, "Convert the weights at load: f32 (exact), bf16, q8 or q4 (default: as stored)")
       ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
-  sub->add_flag("--json", flags->json, "Print {\"tokens\": [...]} instead of space-separated ids");
+  sub->add_flag("--json", flags->json, "Print one JSON object {tokens, text, finish_reason, seed} at the end");
   return {sub, [flags] { return RunGenerate(*flags); }};
 }
 

@@ -105,12 +105,14 @@ TEST(CliTest, GenerateReproducesGoldenGreedyTokens) {
   std::vector<int> expected = golden_case["greedy_tokens"].get<std::vector<int>>();
   for (const char* layout : {"mistral", "hf"}) {
     CommandResult run = RunBora("generate --model " + ref + "/" + layout + " --tokens " + Join(prompt, ",") +
-                                " --max-tokens 32 --prefill-chunk 3");
+                                " --max-tokens 32 --prefill-chunk 3",
+                                true);
     ASSERT_EQ(run.exit_code, 0) << run.output;
     EXPECT_EQ(run.output, Join(expected, " ") + "\n");
   }
   CommandResult json = RunBora("generate --json --model " + ref + "/mistral --tokens " + Join(prompt, ",") +
-                               " --max-tokens 4");
+                                   " --max-tokens 4",
+                               true);
   ASSERT_EQ(json.exit_code, 0) << json.output;
   EXPECT_EQ(nlohmann::json::parse(json.output)["tokens"].get<std::vector<int>>(),
             std::vector<int>(expected.begin(), expected.begin() + 4));
@@ -218,7 +220,9 @@ TEST(CliTest, BenchReportsRatesAsJsonLines) {
     EXPECT_GT(last["tg_bandwidth_gb_s"].get<double>(), 0);
     EXPECT_LE(last["pp_tok_s_min"].get<double>(), last["pp_tok_s"].get<double>());
     EXPECT_GE(last["tg_tok_s_max"].get<double>(), last["tg_tok_s"].get<double>());
-    if (*dtype != 0) EXPECT_EQ(last["dtype"], std::string(dtype).substr(9));
+    if (*dtype != 0) {
+      EXPECT_EQ(last["dtype"], std::string(dtype).substr(9));
+    }
   }
 }
 
@@ -303,6 +307,65 @@ TEST(CliTest, RenderBuildsPromptsAndReportsErrorsPerLine) {
   EXPECT_EQ(explain.exit_code, 0);
   EXPECT_NE(explain.output.find("instruct version v7"), std::string::npos) << explain.output;
   EXPECT_NE(RunBora("render --version v9 --tokenizer " + v3 + " < /dev/null").exit_code, 0);
+}
+
+// Text generation: the folder's tokenizer and instruct format, seeded sampling, stop strings,
+// streamed stdout equal to the JSON text, greedy chat equal to greedy ids of the rendered prompt.
+TEST(CliTest, GenerateTextSamplesReproduciblyAndStopsOnStopStrings) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir dir;
+  const std::string v3 = shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3";
+  ASSERT_EQ(RunBora("make-model --preset tiny --seed 5 --tokenizer " + v3 + " --out " + dir.path() + "/m").exit_code, 0);
+  const std::string model = " --model " + dir.path() + "/m";
+  auto json = [&](const std::string& arguments) {
+    CommandResult run = RunBora("generate --json" + model + " " + arguments, true);
+    EXPECT_EQ(run.exit_code, 0) << arguments << "\n" << run.output;
+    return nlohmann::json::parse(run.output);
+  };
+  const nlohmann::json a = json("--prompt \"Once upon a time\" --seed 3 --temperature 1 --max-tokens 12");
+  const nlohmann::json b = json("--prompt \"Once upon a time\" --seed 3 --temperature 1 --max-tokens 12");
+  const nlohmann::json c = json("--prompt \"Once upon a time\" --seed 4 --temperature 1 --max-tokens 12");
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  EXPECT_EQ(a["text"], b["text"]);
+  EXPECT_NE(a["tokens"], c["tokens"]);
+  CommandResult streamed = RunBora("generate" + model + " --prompt \"Once upon a time\" --seed 3 --temperature 1 --max-tokens 12", true);
+  EXPECT_EQ(streamed.output, a["text"].get<std::string>() + "\n");
+
+  // Greedy chat = greedy continuation of the ids `render` builds for the same message.
+  int exit_code = -1;
+  auto rendered = RunJsonLines("render --tokenizer " + v3,
+                               "{\"request\": {\"messages\": [{\"role\": \"user\", \"content\": \"Hello there\"}]}}\n",
+                               &exit_code);
+  ASSERT_EQ(rendered.size(), 1u);
+  const nlohmann::json chat = json("--chat \"Hello there\" --temperature 0 --max-tokens 10");
+  const nlohmann::json ids = json("--tokens " + Join(rendered[0]["ids"].get<std::vector<int>>(), ",") + " --max-tokens 10");
+  const auto chat_tokens = chat["tokens"].get<std::vector<int>>();
+  const auto id_tokens = ids["tokens"].get<std::vector<int>>();
+  ASSERT_LE(chat_tokens.size(), id_tokens.size());
+  EXPECT_TRUE(std::equal(chat_tokens.begin(), chat_tokens.end(), id_tokens.begin()));
+  if (chat_tokens.size() < id_tokens.size()) {
+    EXPECT_EQ(id_tokens[chat_tokens.size()], 2);  // stopped on EOS
+  }
+
+  // A stop string from the middle of the greedy text: output ends right before it, "stop".
+  const nlohmann::json greedy = json("--prompt \"Once upon a time\" --temperature 0 --max-tokens 16");
+  const std::string text = greedy["text"].get<std::string>();
+  ASSERT_GE(text.size(), 12u);
+  std::string stop = text.substr(6, 3);
+  while (stop.find_first_of("\"\\$`") != std::string::npos || (static_cast<unsigned char>(stop[0]) & 0xC0) == 0x80) {
+    stop = text.substr(text.find(stop) + 1, 3);  // keep the shell quoting and UTF-8 simple
+  }
+  const nlohmann::json stopped = json("--prompt \"Once upon a time\" --temperature 0 --max-tokens 16 --stop \"" + stop + "\"");
+  EXPECT_EQ(stopped["finish_reason"], "stop");
+  EXPECT_EQ(stopped["text"], text.substr(0, text.find(stop)));
+
+  // Mode errors are one-line errors.
+  CommandResult both = RunBora("generate" + model + " --prompt x --tokens 1");
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.output.find("exactly one of"), std::string::npos) << both.output;
+  CommandResult no_tokenizer = RunBora("generate --model " + shared + "/reference-models/tiny-dense/mistral --prompt x");
+  EXPECT_NE(no_tokenizer.exit_code, 0);
+  EXPECT_NE(no_tokenizer.output.find("no tokenizer file"), std::string::npos) << no_tokenizer.output;
 }
 
 }  // namespace
