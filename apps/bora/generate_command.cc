@@ -92,8 +92,14 @@ int RunGenerate(const GenerateFlags& flags) {
       prompt.insert(prompt.begin(), loaded->tokenizer->bos_id());
     } else {
       tokenizer::ChatRequest request;
-      if (!flags.system.empty()) request.messages.push_back({tokenizer::Role::kSystem, tokenizer::Content::Text(flags.system)});
-      request.messages.push_back({tokenizer::Role::kUser, tokenizer::Content::Text(flags.chat)});
+      auto add = [&](tokenizer::Role role, const std::string& content) {
+        tokenizer::Message message;
+        message.role = role;
+        message.content = tokenizer::Content::Text(content);
+        request.messages.push_back(std::move(message));
+      };
+      if (!flags.system.empty()) add(tokenizer::Role::kSystem, flags.system);
+      add(tokenizer::Role::kUser, flags.chat);
       tokenizer::InstructEncoder encoder(*loaded->tokenizer, loaded->version.version);
       prompt = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing).ids;
     }

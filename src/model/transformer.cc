@@ -70,67 +70,114 @@ uint64_t Transformer::streamed_weight_count() {
 
 void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
                           bool all_positions) {
+  const BatchItem item{tokens, &cache, logits, all_positions};
+  ForwardBatch(std::span<const BatchItem>(&item, 1));
+}
+
+void Transformer::ForwardBatch(std::span<const BatchItem> items) {
   const formats::ModelParams& p = params();
-  const int64_t count = static_cast<int64_t>(tokens.size());
-  if (count == 0) throw InvalidArgument("forward pass needs at least one token");
-  if (cache.position() + count > cache.max_positions()) {
-    throw ResourceExhausted("context full: " + std::to_string(cache.position()) + " + " + std::to_string(count) +
-                            " tokens exceed the context of " + std::to_string(cache.max_positions()) +
-                            " (raise --ctx, up to the model's maximum)");
-  }
-  for (int32_t id : tokens) {
-    if (id < 0 || id >= p.vocab_size) {
-      throw InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                            std::to_string(p.vocab_size) + ")");
+  if (items.empty()) throw InvalidArgument("forward pass needs at least one sequence");
+  int64_t total = 0, output_rows = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    const int64_t count = static_cast<int64_t>(item.tokens.size());
+    if (count == 0) throw InvalidArgument("forward pass needs at least one token");
+    if (item.cache == nullptr) throw InvalidArgument("forward pass item without a KV cache");
+    for (size_t j = 0; j < i; ++j) {
+      if (items[j].cache == item.cache) throw InvalidArgument("two batch items share one KV cache");
     }
+    const KvCache& cache = *item.cache;
+    if (cache.position() + count > cache.max_positions()) {
+      throw ResourceExhausted("context full: " + std::to_string(cache.position()) + " + " + std::to_string(count) +
+                              " tokens exceed the context of " + std::to_string(cache.max_positions()) +
+                              " (raise --ctx, up to the model's maximum)");
+    }
+    for (int32_t id : item.tokens) {
+      if (id < 0 || id >= p.vocab_size) {
+        throw InvalidArgument("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                              std::to_string(p.vocab_size) + ")");
+      }
+    }
+    const int64_t rows_out = item.all_positions ? count : 1;
+    if (item.logits.size() < static_cast<size_t>(rows_out * p.vocab_size)) {
+      throw InvalidArgument("logits buffer too small");
+    }
+    total += count;
+    output_rows += rows_out;
   }
-  const size_t needed = static_cast<size_t>((all_positions ? count : 1) * p.vocab_size);
-  if (logits.size() < needed) throw InvalidArgument("logits buffer too small");
-  scratch_.Reserve(p, count);
+  scratch_.Reserve(p, total);
   Activations& a = scratch_;
   const float eps = static_cast<float>(p.norm_eps);
 
-  for (int64_t t = 0; t < count; ++t) {
-    ops::MatrixRowToF32(weights_.tok_embeddings, tokens[t], a.residual.data() + t * p.dim);
+  int64_t row = 0;
+  for (const BatchItem& item : items) {
+    for (int32_t id : item.tokens) ops::MatrixRowToF32(weights_.tok_embeddings, id, a.residual.data() + row++ * p.dim);
   }
   for (int64_t layer = 0; layer < p.n_layers; ++layer) {
     const LayerWeights& w = weights_.layers[layer];
-    ops::RmsNormRows(*ctx_, a.residual.data(), w.attention_norm.data(), a.normed.data(), count, p.dim, eps);
-    Attention(layer, count, cache);
-    AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
-    ops::RmsNormRows(*ctx_, a.residual.data(), w.ffn_norm.data(), a.normed.data(), count, p.dim, eps);
-    FeedForward(layer, count);
-    AddInPlace(a.residual.data(), a.block_out.data(), count * p.dim);
+    ops::RmsNormRows(*ctx_, a.residual.data(), w.attention_norm.data(), a.normed.data(), total, p.dim, eps);
+    Attention(layer, items, total);
+    AddInPlace(a.residual.data(), a.block_out.data(), total * p.dim);
+    ops::RmsNormRows(*ctx_, a.residual.data(), w.ffn_norm.data(), a.normed.data(), total, p.dim, eps);
+    FeedForward(layer, total);
+    AddInPlace(a.residual.data(), a.block_out.data(), total * p.dim);
   }
-  cache.Advance(count);
+  for (const BatchItem& item : items) item.cache->Advance(static_cast<int64_t>(item.tokens.size()));
 
-  const int64_t first_row = all_positions ? 0 : count - 1;
-  const int64_t rows = count - first_row;
-  ops::RmsNormRows(*ctx_, a.residual.data() + first_row * p.dim, weights_.norm.data(), a.normed.data(), rows, p.dim, eps);
-  ops::MatMul(*ctx_, a.normed.data(), rows, weights_.output, logits.data());
+  // Final norm of the rows that produce logits, gathered contiguously into `normed`.
+  int64_t first = 0, out_row = 0;
+  for (const BatchItem& item : items) {
+    const int64_t count = static_cast<int64_t>(item.tokens.size());
+    const int64_t rows_out = item.all_positions ? count : 1;
+    ops::RmsNormRows(*ctx_, a.residual.data() + (first + count - rows_out) * p.dim, weights_.norm.data(),
+                     a.normed.data() + out_row * p.dim, rows_out, p.dim, eps);
+    first += count;
+    out_row += rows_out;
+  }
+  if (items.size() == 1) {
+    ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, items[0].logits.data());
+    return;
+  }
+  const size_t needed = static_cast<size_t>(output_rows * p.vocab_size);
+  if (batch_logits_.size() < needed) batch_logits_.resize(needed);
+  ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, batch_logits_.data());
+  out_row = 0;
+  for (const BatchItem& item : items) {
+    const int64_t rows_out = item.all_positions ? static_cast<int64_t>(item.tokens.size()) : 1;
+    std::copy_n(batch_logits_.data() + out_row * p.vocab_size, rows_out * p.vocab_size, item.logits.data());
+    out_row += rows_out;
+  }
 }
 
-void Transformer::Attention(int64_t layer, int64_t count, KvCache& cache) {
+void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int64_t total_rows) {
   const formats::ModelParams& p = params();
   const LayerWeights& w = weights_.layers[layer];
   Activations& a = scratch_;
   const MatrixView* qkv[] = {&w.wq, &w.wk, &w.wv};
   float* const qkv_out[] = {a.q.data(), a.k.data(), a.v.data()};
-  ops::MatMulShared(*ctx_, a.normed.data(), count, qkv, qkv_out);
+  ops::MatMulShared(*ctx_, a.normed.data(), total_rows, qkv, qkv_out);
   const int64_t half = p.head_dim / 2;
   const int64_t q_row = p.n_heads * p.head_dim;
   const int64_t kv_row = p.n_kv_heads * p.head_dim;
-  for (int64_t t = 0; t < count; ++t) {
-    const float* cos_sin = rope_cos_sin_.data() + (cache.position() + t) * half * 2;
-    kernels::RopeInterleaved(a.q.data() + t * q_row, cos_sin, p.n_heads, p.head_dim);
-    kernels::RopeInterleaved(a.k.data() + t * kv_row, cos_sin, p.n_kv_heads, p.head_dim);
+  const ops::AttentionShape shape{p.n_heads, p.n_kv_heads, p.head_dim, p.layer_windows[layer]};
+  int64_t first = 0;
+  for (const BatchItem& item : items) {
+    KvCache& cache = *item.cache;
+    const int64_t count = static_cast<int64_t>(item.tokens.size());
+    float* q = a.q.data() + first * q_row;
+    float* k = a.k.data() + first * kv_row;
+    const float* v = a.v.data() + first * kv_row;
+    for (int64_t t = 0; t < count; ++t) {
+      const float* cos_sin = rope_cos_sin_.data() + (cache.position() + t) * half * 2;
+      kernels::RopeInterleaved(q + t * q_row, cos_sin, p.n_heads, p.head_dim);
+      kernels::RopeInterleaved(k + t * kv_row, cos_sin, p.n_kv_heads, p.head_dim);
+    }
+    const ops::KvRing ring{cache.keys(layer), cache.values(layer), cache.capacity(layer)};
+    ops::CausalAttention(*ctx_, shape, q, k, v, cache.position(), count, ring, a.attention.data() + first * q_row);
+    cache.Store(layer, k, v, count);
+    first += count;
   }
-  ops::AttentionShape shape{p.n_heads, p.n_kv_heads, p.head_dim, p.layer_windows[layer]};
-  ops::KvRing ring{cache.keys(layer), cache.values(layer), cache.capacity(layer)};
-  ops::CausalAttention(*ctx_, shape, a.q.data(), a.k.data(), a.v.data(), cache.position(), count, ring,
-                       a.attention.data());
-  cache.Store(layer, a.k.data(), a.v.data(), count);
-  ops::MatMul(*ctx_, a.attention.data(), count, w.wo, a.block_out.data());
+  ops::MatMul(*ctx_, a.attention.data(), total_rows, w.wo, a.block_out.data());
 }
 
 }  // namespace bora::model

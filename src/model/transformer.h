@@ -29,6 +29,15 @@ struct LoadOptions {
   bool mmap = false;
 };
 
+// One sequence's share of a batched forward call: its new tokens, its own KV cache (advanced
+// by the call), and where its logits go ([tokens, vocab] when all_positions, else [vocab]).
+struct BatchItem {
+  std::span<const int32_t> tokens;
+  KvCache* cache = nullptr;
+  std::span<float> logits;
+  bool all_positions = false;
+};
+
 class Transformer {
  public:
   virtual ~Transformer() = default;
@@ -59,6 +68,12 @@ class Transformer {
   void Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
                bool all_positions);
 
+  // Several sequences in one pass (continuous batching): the matrix products run over the rows
+  // of every item together, attention and RoPE per item over its own cache. Each item's logits
+  // are bit-identical to those of the same tokens run alone (batch-invariant kernels), so a
+  // sequence never changes with its batch-mates. Items must use distinct caches.
+  void ForwardBatch(std::span<const BatchItem> items);
+
  protected:
   Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
               std::unique_ptr<ops::ComputeContext> ctx);
@@ -72,7 +87,7 @@ class Transformer {
   ops::ComputeContext& ctx() { return *ctx_; }
 
  private:
-  void Attention(int64_t layer, int64_t tokens, KvCache& cache);
+  void Attention(int64_t layer, std::span<const BatchItem> items, int64_t total_rows);
 
   formats::ModelFolder folder_;
   ModelWeights weights_;
@@ -80,6 +95,7 @@ class Transformer {
   std::unique_ptr<ops::ComputeContext> ctx_;
   std::vector<float> rope_cos_sin_;  // [context, head_dim/2, 2] float32, as torch.polar
   Activations scratch_;
+  std::vector<float> batch_logits_;  // [output rows, vocab] of a multi-item call, grown on demand
 };
 
 // Loads the model folder `dir` after checking that weights + KV cache fit in memory.

@@ -2,7 +2,9 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -33,6 +35,16 @@ struct MoreLikelyRaw {
 
 // First size of the ranked prefix tried for top-p/min-p; doubled until the cut is inside it.
 constexpr int64_t kFirstRankedPrefix = 64;
+
+// Likelihood buckets of weights in (0, 1]: bucket b = weights in [2^-b, 2^(1-b)), the last one
+// also everything smaller.
+constexpr int kBuckets = 64;
+inline int Bucket(float weight) {
+  uint32_t bits;
+  std::memcpy(&bits, &weight, sizeof(bits));
+  const int exponent = static_cast<int>((bits >> 23) & 0xff);  // 127 for [1, 2)
+  return std::clamp(127 - exponent, 0, kBuckets - 1);
+}
 
 void CheckRange(const char* name, double value, double low, double high) {
   if (!(value >= low && value <= high)) {
@@ -138,16 +150,56 @@ int32_t SequenceSampler::SampleFromDistribution(float* values, int32_t* order) {
     return last_positive;  // rounding left the target just above the total
   }
 
-  // top-k: the k most likely, ranked; their mass is what top-p is a fraction of.
-  for (int64_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(i);
-  const MoreLikely more_likely{values};
-  const int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, vocab) : vocab;
-  double k_mass = 0;
-  if (k < vocab) {
-    std::nth_element(order, order + k - 1, order + vocab, more_likely);
-    for (int64_t i = 0; i < k; ++i) k_mass += values[order[i]];
+  // Only tokens that can survive the cuts are ranked. Weights lie in (0, 1]; bucket b holds
+  // those with binary exponent -b, so buckets are ordered by likelihood. The cuts keep a prefix
+  // of the ranking, so each cut is contained in the buckets up to the one where its count
+  // (top-k), mass (top-p) or threshold (min-p) is reached.
+  std::array<double, kBuckets> bucket_mass{};
+  std::array<int64_t, kBuckets> bucket_count{};
+  double total = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    const float weight = values[i];
+    if (weight <= 0) continue;
+    total += weight;
+    const int bucket = Bucket(weight);
+    bucket_mass[bucket] += weight;
+    ++bucket_count[bucket];
+  }
+  int limit = kBuckets - 1;
+  if (params_.top_k > 0) {
+    int64_t count = 0;
+    for (int b = 0; b < kBuckets; ++b) {
+      count += bucket_count[b];
+      if (count >= params_.top_k) {
+        limit = b;
+        break;
+      }
+    }
   } else {
-    for (int64_t i = 0; i < vocab; ++i) k_mass += values[i];
+    if (params_.top_p < 1.0f) {
+      double mass = 0;
+      for (int b = 0; b < kBuckets; ++b) {
+        mass += bucket_mass[b];
+        if (mass >= static_cast<double>(params_.top_p) * total) {
+          limit = std::min(limit, b);
+          break;
+        }
+      }
+    }
+    if (params_.min_p > 0.0f) limit = std::min(limit, Bucket(params_.min_p));
+  }
+  int64_t candidates = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (values[i] > 0 && Bucket(values[i]) <= limit) order[candidates++] = static_cast<int32_t>(i);
+  }
+  // top-k: the k most likely candidates; their mass is what top-p is a fraction of.
+  const MoreLikely more_likely{values};
+  const int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, candidates) : candidates;
+  double k_mass = total;
+  if (params_.top_k > 0) {
+    if (k < candidates) std::nth_element(order, order + k - 1, order + candidates, more_likely);
+    k_mass = 0;
+    for (int64_t i = 0; i < k; ++i) k_mass += values[order[i]];
   }
   // Rank a growing prefix of the k candidates until the top-p and min-p cuts fall inside it.
   // Every cut keeps a prefix of the ranking, so the kept set is the shortest of them (>= 1).
