@@ -1,0 +1,66 @@
+// A generation request as the engine takes it (token ids in, events out), the events it
+// streams back, and the handle a client holds: a thread-safe event queue plus cancellation.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/sampler.h"
+#include "runtime/sampling_params.h"
+
+namespace bora::runtime {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;          // token ids, BOS included (the caller renders them)
+  SamplingParams sampling;
+  int64_t max_tokens = 256;             // generated tokens at most (the context may end sooner)
+  std::vector<std::string> stop;        // stop strings (need the engine's tokenizer)
+  std::vector<int32_t> stop_token_ids;  // besides the tokenizer's end-of-sequence id
+  bool ignore_eos = false;              // benchmarks: keep going past end-of-sequence
+};
+
+enum class FinishReason { kStop, kLength, kModelLength, kCancelled, kError };
+const char* FinishReasonName(FinishReason reason);
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+struct Event {
+  enum class Kind { kToken, kDone };
+  Kind kind = Kind::kToken;
+  SampledToken token;   // kToken: the id and (when asked) log-probabilities
+  std::string text;     // kToken: the text this token completes (may be empty); kDone: held-back rest
+  FinishReason finish = FinishReason::kStop;  // kDone
+  Usage usage;                                // kDone
+  std::string error;                          // kDone with kError
+};
+
+// Shared by the engine (producer) and one client (consumer).
+class RequestStream {
+ public:
+  // Next event; false when `timeout` passed first. After a kDone event there are no more.
+  bool Next(Event& event, std::chrono::milliseconds timeout = std::chrono::hours(24));
+  // Asks the engine to stop this request; it then ends with FinishReason::kCancelled.
+  void Cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+  // Engine side.
+  void Push(Event event);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Event> events_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace bora::runtime

@@ -1,0 +1,189 @@
+// Tests runtime::Engine on a seeded random tiny model: one request equals the plain forward
+// loop, eight seeded requests give the same tokens alone and batched together (prefill chunks
+// interleaved with decode), cancellation, refusals, stop strings over text deltas, and the
+// context end.
+#include "runtime/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "kernels/activation.h"
+#include "model/random_model.h"
+#include "tokenizer/load_tokenizer.h"
+#include "testdata.h"
+
+namespace bora::runtime {
+namespace {
+
+using testing::TempDir;
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::string text;
+  FinishReason finish = FinishReason::kError;
+  Usage usage;
+};
+
+Outcome Drain(RequestStream& stream) {
+  Outcome out;
+  Event event;
+  while (stream.Next(event, std::chrono::seconds(120))) {
+    out.text += event.text;
+    if (event.kind == Event::Kind::kDone) {
+      out.finish = event.finish;
+      out.usage = event.usage;
+      return out;
+    }
+    out.tokens.push_back(event.token.id);
+  }
+  ADD_FAILURE() << "no kDone event within the timeout";
+  return out;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    ThreadPool pool(2);
+    model::WriteRandomModel(model::PresetParams("tiny"), 7, dir_->path() + "/tiny", pool, false);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static std::unique_ptr<model::Transformer> Load(int64_t context) {
+    model::LoadOptions options;
+    options.context = context;
+    options.threads = 2;
+    return model::LoadModel(dir_->path() + "/tiny", options);
+  }
+
+  static GenerationRequest Request(std::vector<int32_t> prompt, int64_t max_tokens, float temperature,
+                                   uint64_t seed) {
+    GenerationRequest r;
+    r.prompt = std::move(prompt);
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = temperature;
+    r.sampling.seed = seed;
+    r.ignore_eos = true;
+    return r;
+  }
+
+  static std::vector<int32_t> Prompt(int length, int salt) {
+    std::vector<int32_t> prompt = {1};
+    for (int i = 1; i < length; ++i) prompt.push_back((i * 7919 + salt * 104729) % 32000 + 10);
+    return prompt;
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* EngineTest::dir_ = nullptr;
+
+TEST_F(EngineTest, OneGreedyRequestEqualsThePlainForwardLoop) {
+  auto model = Load(128);
+  const std::vector<int32_t> prompt = Prompt(20, 1);
+  std::vector<int32_t> expected;
+  {
+    model::KvCache cache = model->NewCache();
+    std::vector<float> logits(model->params().vocab_size);
+    model->Forward(prompt, cache, logits, false);
+    for (int i = 0; i < 12; ++i) {
+      const int32_t next = static_cast<int32_t>(kernels::ArgMax(logits.data(), logits.size()));
+      expected.push_back(next);
+      model->Forward(std::span<const int32_t>(&next, 1), cache, logits, false);
+    }
+  }
+  Engine engine(*model, nullptr, {});
+  const Outcome out = Drain(*engine.Submit(Request(prompt, 12, 0.0f, 0)));
+  EXPECT_EQ(out.tokens, expected);
+  EXPECT_EQ(out.finish, FinishReason::kLength);
+  EXPECT_EQ(out.usage.prompt_tokens, 20);
+  EXPECT_EQ(out.usage.completion_tokens, 12);
+}
+
+TEST_F(EngineTest, SeededRequestsGiveTheSameTokensAloneAndBatchedWithSevenOthers) {
+  auto model = Load(256);
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 8; ++i) requests.push_back(Request(Prompt(5 + 9 * i, i), 10 + i, 0.9f, 100 + i));
+  std::vector<Outcome> alone;
+  {
+    Engine engine(*model, nullptr, {1, 64, 256});
+    for (const GenerationRequest& r : requests) alone.push_back(Drain(*engine.Submit(r)));
+  }
+  EngineOptions batched_options{8, 64, 16};  // small prefill budget: prompts chunked between decode steps
+  Engine engine(*model, nullptr, batched_options);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const GenerationRequest& r : requests) streams.push_back(engine.Submit(r));
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const Outcome together = Drain(*streams[i]);
+    EXPECT_EQ(together.tokens, alone[i].tokens) << "request " << i;
+    EXPECT_EQ(together.tokens.size(), static_cast<size_t>(10 + i));
+  }
+  const EngineCounters counters = engine.counters();
+  EXPECT_LT(counters.steps, 60) << "requests were not batched (alone: 8 requests x 11..18 steps)";
+  EXPECT_EQ(counters.generated_tokens, 8 * 10 + 28);
+}
+
+TEST_F(EngineTest, CancelEndsARequestAndTheEngineGoesOn) {
+  auto model = Load(256);
+  Engine engine(*model, nullptr, {});
+  auto stream = engine.Submit(Request(Prompt(8, 3), 200, 0.0f, 0));
+  Event event;
+  ASSERT_TRUE(stream->Next(event, std::chrono::seconds(60)));
+  stream->Cancel();
+  Outcome rest = Drain(*stream);
+  EXPECT_EQ(rest.finish, FinishReason::kCancelled);
+  EXPECT_LT(rest.usage.completion_tokens, 200);
+  const Outcome next = Drain(*engine.Submit(Request(Prompt(8, 3), 4, 0.0f, 0)));
+  EXPECT_EQ(next.finish, FinishReason::kLength);
+  EXPECT_EQ(next.tokens.size(), 4u);
+}
+
+TEST_F(EngineTest, RefusalsAreTypedErrorsAndTheContextEndIsModelLength) {
+  auto model = Load(32);
+  {
+    Engine engine(*model, nullptr, {});
+    EXPECT_THROW(engine.Submit(Request(Prompt(33, 1), 4, 0.0f, 0)), InvalidArgument);  // longer than the context
+    EXPECT_THROW(engine.Submit(Request({}, 4, 0.0f, 0)), InvalidArgument);
+    EXPECT_THROW(engine.Submit(Request({1, 40000}, 4, 0.0f, 0)), InvalidArgument);
+    GenerationRequest bad = Request(Prompt(4, 1), 4, 0.0f, 0);
+    bad.sampling.top_p = 0.0f;
+    EXPECT_THROW(engine.Submit(bad), InvalidArgument);
+    GenerationRequest stops = Request(Prompt(4, 1), 4, 0.0f, 0);
+    stops.stop = {"x"};
+    EXPECT_THROW(engine.Submit(stops), InvalidArgument);  // no tokenizer
+    // Prompt of 30 in a context of 32: tokens at positions 30 and 31, then the context is full.
+    const Outcome out = Drain(*engine.Submit(Request(Prompt(30, 2), 10, 0.0f, 0)));
+    EXPECT_EQ(out.finish, FinishReason::kModelLength);
+    EXPECT_EQ(out.tokens.size(), 3u);
+  }
+  Engine full(*model, nullptr, {1, 0, 16});
+  EXPECT_THROW(full.Submit(Request(Prompt(4, 1), 4, 0.0f, 0)), ResourceExhausted);
+}
+
+TEST_F(EngineTest, TextDeltasAddUpAndStopStringsEndTheRequest) {
+  BORA_REQUIRE_SHARED(shared);
+  auto loaded = tokenizer::LoadTokenizer(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3");
+  auto model = Load(128);
+  Engine engine(*model, loaded.tokenizer.get(), {});
+  std::vector<int32_t> prompt = loaded.tokenizer->Encode("Once upon a time");
+  prompt.insert(prompt.begin(), loaded.tokenizer->bos_id());
+  const Outcome full = Drain(*engine.Submit(Request(prompt, 16, 0.0f, 0)));
+  EXPECT_EQ(full.text, loaded.tokenizer->Decode(full.tokens, tokenizer::SpecialTokenPolicy::kIgnore));
+  ASSERT_GE(full.text.size(), 10u);
+  size_t start = 4;
+  while ((static_cast<unsigned char>(full.text[start]) & 0xC0) == 0x80) ++start;  // a character boundary
+  const std::string stop = full.text.substr(start, 2);
+  GenerationRequest with_stop = Request(prompt, 16, 0.0f, 0);
+  with_stop.stop = {stop};
+  const Outcome stopped = Drain(*engine.Submit(with_stop));
+  EXPECT_EQ(stopped.finish, FinishReason::kStop);
+  EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(stop)));
+}
+
+}  // namespace
+}  // namespace bora::runtime
