@@ -14,6 +14,7 @@
 
 #include "base/cpu_features.h"
 #include "base/error.h"
+#include "bench_concurrent.h"
 #include "commands.h"
 #include "kernels/activation.h"
 #include "model/transformer.h"
@@ -35,6 +36,7 @@ struct BenchFlags {
   bool peak = false;
   bool json = false;
   bool mmap = false;
+  std::vector<int> concurrent;  // --concurrent 1,4,8: engine throughput instead of pp/tg
 };
 
 struct Stats {
@@ -73,6 +75,21 @@ int RunBench(const BenchFlags& flags) {
   if (model->context_length() < options.context) {
     throw InvalidArgument("the model's maximum context " + std::to_string(model->context_length()) +
                           " is shorter than -p + -n");
+  }
+  if (!flags.concurrent.empty()) {
+    ConcurrentBenchConfig config;
+    config.concurrency = flags.concurrent;
+    config.prompt_tokens = flags.prompt_tokens;
+    config.generate_tokens = flags.generate_tokens;
+    config.repetitions = flags.repetitions;
+    config.json = flags.json;
+    if (!flags.json) {
+      std::printf("model   %s (%s, loaded in %.2f s), %d threads, -p %lld -n %lld, median of %d\n", dir.c_str(),
+                  model::WeightDTypeName(model->compute_dtype()).c_str(), load_seconds, model->num_threads(),
+                  static_cast<long long>(flags.prompt_tokens), static_cast<long long>(flags.generate_tokens),
+                  flags.repetitions);
+    }
+    return RunConcurrentBench(*model, config);
   }
   const formats::ModelParams& p = model->params();
   const CpuFeatures cpu = DetectCpuFeatures();
@@ -221,6 +238,11 @@ Command RegisterBench(CLI::App& app) {
   sub->add_flag("--mmap", flags->mmap,
                 "Compute straight from the mapped file instead of a resident huge-page copy (faster start, "
                 "slower decode)");
+  sub->add_option("--concurrent", flags->concurrent,
+                  "Concurrency levels, e.g. 1,4,8: sequences through the serving engine at once; reports the "
+                  "aggregate decode rate while all decode and the median time to first token")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }

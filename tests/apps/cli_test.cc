@@ -368,5 +368,27 @@ TEST(CliTest, GenerateTextSamplesReproduciblyAndStopsOnStopStrings) {
   EXPECT_NE(no_tokenizer.output.find("no tokenizer file"), std::string::npos) << no_tokenizer.output;
 }
 
+// `bench --concurrent`: one JSON object per concurrency level through the real engine.
+TEST(CliTest, BenchConcurrentReportsAggregateRatesPerLevel) {
+  BORA_REQUIRE_SHARED(shared);
+  CommandResult run = RunBora("bench --json --concurrent 1,3 -p 8 -n 6 -r 1 -t 2 --model " + shared +
+                                  "/reference-models/tiny-dense/mistral",
+                              true);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::istringstream lines(run.output);
+  std::string line;
+  std::vector<nlohmann::json> levels;
+  while (std::getline(lines, line)) levels.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(levels.size(), 2u) << run.output;
+  EXPECT_EQ(levels[0]["concurrent"], 1);
+  EXPECT_EQ(levels[1]["concurrent"], 3);
+  for (const auto& level : levels) {
+    EXPECT_GT(level["aggregate_tg_tok_s"].get<double>(), 0);
+    EXPECT_GT(level["ttft_ms_p50"].get<double>(), 0);
+  }
+  EXPECT_TRUE(levels[1].contains("speedup_vs_1"));
+  EXPECT_NE(RunBora("bench --concurrent 0 --model " + shared + "/reference-models/tiny-dense/mistral").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace bora::testing

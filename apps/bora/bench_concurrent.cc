@@ -1,0 +1,129 @@
+// Concurrency benchmark over runtime::Engine.
+#include "bench_concurrent.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/engine.h"
+
+namespace bora::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Timeline {
+  Clock::time_point submitted;
+  std::vector<Clock::time_point> tokens;  // arrival of each token event
+};
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t middle = values.size() / 2;
+  return values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
+}
+
+struct RunResult {
+  double aggregate_tg_tok_s = 0;
+  double ttft_ms_p50 = 0;
+  double wall_seconds = 0;
+};
+
+// All `concurrent` requests submitted at once. The aggregate decode rate counts the tokens that
+// arrive while every sequence is decoding (from the last first token to the first finish).
+RunResult RunOnce(model::Transformer& model, int concurrent, const ConcurrentBenchConfig& config, uint32_t salt) {
+  runtime::EngineOptions options;
+  options.max_sequences = concurrent;
+  options.max_queued = concurrent;
+  options.prefill_budget = 512;
+  runtime::Engine engine(model, nullptr, options);
+  std::mt19937 random(1234 + salt);
+  std::vector<Timeline> timelines(concurrent);
+  std::vector<std::shared_ptr<runtime::RequestStream>> streams;
+  const auto start = Clock::now();
+  for (int i = 0; i < concurrent; ++i) {
+    runtime::GenerationRequest request;
+    for (int64_t t = 0; t < config.prompt_tokens; ++t) {
+      request.prompt.push_back(static_cast<int32_t>(random() % model.params().vocab_size));
+    }
+    request.max_tokens = config.generate_tokens;
+    request.sampling.temperature = 0.0f;
+    request.ignore_eos = true;
+    timelines[i].submitted = Clock::now();
+    timelines[i].tokens.reserve(static_cast<size_t>(config.generate_tokens));
+    streams.push_back(engine.Submit(std::move(request)));
+  }
+  std::vector<std::thread> readers;
+  for (int i = 0; i < concurrent; ++i) {
+    readers.emplace_back([&, i] {
+      runtime::Event event;
+      while (streams[i]->Next(event) && event.kind == runtime::Event::Kind::kToken) {
+        timelines[i].tokens.push_back(Clock::now());
+      }
+    });
+  }
+  for (std::thread& reader : readers) reader.join();
+  const auto end = Clock::now();
+  Clock::time_point all_decoding = start, first_finish = end;
+  std::vector<double> ttft_ms;
+  for (const Timeline& t : timelines) {
+    if (t.tokens.empty()) continue;
+    all_decoding = std::max(all_decoding, t.tokens.front());
+    first_finish = std::min(first_finish, t.tokens.back());
+    ttft_ms.push_back(std::chrono::duration<double, std::milli>(t.tokens.front() - t.submitted).count());
+  }
+  RunResult result;
+  result.wall_seconds = std::chrono::duration<double>(end - start).count();
+  result.ttft_ms_p50 = ttft_ms.empty() ? 0 : Median(ttft_ms);
+  int64_t in_window = 0;
+  for (const Timeline& t : timelines) {
+    for (const auto& arrival : t.tokens) in_window += arrival > all_decoding && arrival <= first_finish;
+  }
+  const double window = std::chrono::duration<double>(first_finish - all_decoding).count();
+  if (in_window > 0 && window > 0) {
+    result.aggregate_tg_tok_s = static_cast<double>(in_window) / window;
+  } else {  // too few tokens for a common decode window: the whole run's rate
+    int64_t total = 0;
+    for (const Timeline& t : timelines) total += static_cast<int64_t>(t.tokens.size());
+    result.aggregate_tg_tok_s = static_cast<double>(total) / result.wall_seconds;
+  }
+  return result;
+}
+
+}  // namespace
+
+int RunConcurrentBench(model::Transformer& model, const ConcurrentBenchConfig& config) {
+  double single = 0;
+  for (int concurrent : config.concurrency) {
+    std::vector<double> rates, ttfts, walls;
+    for (int rep = 0; rep < config.repetitions; ++rep) {
+      const RunResult r = RunOnce(model, concurrent, config, static_cast<uint32_t>(rep));
+      rates.push_back(r.aggregate_tg_tok_s);
+      ttfts.push_back(r.ttft_ms_p50);
+      walls.push_back(r.wall_seconds);
+    }
+    const double rate = Median(rates), ttft = Median(ttfts);
+    if (concurrent == 1) single = rate;
+    if (config.json) {
+      nlohmann::ordered_json line = {{"concurrent", concurrent},         {"aggregate_tg_tok_s", rate},
+                                     {"ttft_ms_p50", ttft},              {"per_sequence_tg_tok_s", rate / concurrent},
+                                     {"n_prompt", config.prompt_tokens}, {"n_gen", config.generate_tokens},
+                                     {"repetitions", config.repetitions}, {"wall_seconds", Median(walls)}};
+      if (single > 0) line["speedup_vs_1"] = rate / single;
+      std::printf("%s\n", line.dump().c_str());
+    } else {
+      std::printf("concurrent %-3d aggregate tg %8.2f tok/s (%.2f per sequence)  ttft p50 %8.1f ms", concurrent,
+                  rate, rate / concurrent, ttft);
+      if (single > 0 && concurrent != 1) std::printf("  %.2fx the single sequence", rate / single);
+      std::printf("\n");
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace bora::app

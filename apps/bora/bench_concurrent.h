@@ -1,0 +1,22 @@
+// `bora bench --concurrent 1,4,8`: sequences through the real engine and scheduler, reporting
+// the aggregate decode rate while all of them decode together and the time to first token.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace bora::app {
+
+struct ConcurrentBenchConfig {
+  std::vector<int> concurrency;
+  int64_t prompt_tokens = 512;
+  int64_t generate_tokens = 128;
+  int repetitions = 1;
+  bool json = false;
+};
+
+int RunConcurrentBench(model::Transformer& model, const ConcurrentBenchConfig& config);
+
+}  // namespace bora::app
