@@ -49,8 +49,8 @@ void PinCurrentThread(int index) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads, bool pin) {
-  int workers = std::max(1, num_threads) - 1;
+ThreadPool::ThreadPool(int num_threads, bool pin) : num_threads_(std::max(1, num_threads)) {
+  const int workers = num_threads_ - 1;
   if (pin) PinCurrentThread(0);
   workers_.reserve(workers);
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i, pin] { WorkerLoop(i + 1, pin); });

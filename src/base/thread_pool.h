@@ -22,7 +22,7 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int num_threads() const { return num_threads_; }
 
   // Splits [0, count) into one contiguous range per thread and runs
   // `body(begin, end, thread_index)` on each; returns when all are done. Not reentrant.
@@ -41,6 +41,7 @@ class ThreadPool {
   void Run(int64_t count, Trampoline trampoline, void* context);
   void WorkerLoop(int thread_index, bool pin);
 
+  const int num_threads_;  // fixed before any worker starts (workers read it)
   std::vector<std::thread> workers_;
   // The current job; written by Run before `generation_` is bumped, read by workers after.
   Trampoline trampoline_ = nullptr;
