@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "base/error.h"
+#include "base/memory_info.h"
 #include "runtime/stop_strings.h"
 #include "tokenizer/streaming_detokenizer.h"
 
@@ -41,6 +42,18 @@ Engine::Engine(model::Transformer& model, const tokenizer::Tokenizer* tokenizer,
   if (options_.max_sequences < 1 || options_.max_queued < 0 || options_.prefill_budget < 1) {
     throw InvalidArgument("engine: max_sequences and prefill_budget must be >= 1, max_queued >= 0");
   }
+  // Every running sequence holds a KV cache of the model's context: check at start that
+  // max_sequences of them fit beside the loaded model, instead of failing mid-request.
+  const uint64_t kv_bytes = static_cast<uint64_t>(options_.max_sequences) *
+                            model::KvCache::BytesFor(model_.params(), model_.context_length());
+  const MemoryBudget budget = ReadMemoryBudget();
+  const uint64_t weights = model_.weight_bytes();
+  if (budget.usable_bytes > 0 && weights + kv_bytes > budget.usable_bytes) {
+    throw ResourceExhausted(std::to_string(options_.max_sequences) + " sequences of " +
+                            std::to_string(model_.context_length()) + " tokens need " + FormatBytes(kv_bytes) +
+                            " of KV cache beside " + FormatBytes(weights) + " of weights, but only " +
+                            FormatBytes(budget.usable_bytes) + " is usable; lower the parallel sequences or --ctx");
+  }
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -73,6 +86,7 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   auto stream = std::make_shared<RequestStream>();
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) throw ResourceExhausted("the engine is shutting down");
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
       throw ResourceExhausted("too many queued requests (" + std::to_string(queue_.size()) + "); retry later");
     }

@@ -35,7 +35,8 @@ struct EngineCounters {
 class Engine {
  public:
   // `tokenizer` (may be null) gives the end-of-sequence id, text deltas and stop strings; both
-  // must outlive the engine. Starts the engine thread.
+  // must outlive the engine. Throws ResourceExhausted when max_sequences KV caches of the
+  // model's context do not fit in memory beside the weights. Starts the engine thread.
   Engine(model::Transformer& model, const tokenizer::Tokenizer* tokenizer, EngineOptions options = {});
   ~Engine();  // cancels what is left and joins the thread
   Engine(const Engine&) = delete;

@@ -163,6 +163,13 @@ TEST_F(EngineTest, RefusalsAreTypedErrorsAndTheContextEndIsModelLength) {
   }
   Engine full(*model, nullptr, {1, 0, 16});
   EXPECT_THROW(full.Submit(Request(Prompt(4, 1), 4, 0.0f, 0)), ResourceExhausted);
+  // A million sequences' KV caches cannot fit: refused at start, with the numbers.
+  try {
+    Engine huge(*model, nullptr, {1 << 20, 64, 16});
+    ADD_FAILURE() << "expected ResourceExhausted";
+  } catch (const ResourceExhausted& e) {
+    EXPECT_NE(std::string(e.what()).find("lower the parallel sequences"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(EngineTest, TextDeltasAddUpAndStopStringsEndTheRequest) {
