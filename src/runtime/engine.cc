@@ -118,6 +118,7 @@ void Engine::Loop() {
     }
     for (Pending& pending : admitted) {
       const uint64_t seed = pending.request.sampling.seed.value_or(RandomSeed());
+      const std::shared_ptr<RequestStream> stream = pending.stream;  // `pending` is moved below
       try {
         running.push_back(std::make_unique<Sequence>(std::move(pending), model_, tokenizer_, seed));
       } catch (const std::exception& e) {  // e.g. out of memory for the KV cache
@@ -125,7 +126,7 @@ void Engine::Loop() {
         done.kind = Event::Kind::kDone;
         done.finish = FinishReason::kError;
         done.error = e.what();
-        pending.stream->Push(std::move(done));
+        stream->Push(std::move(done));
       }
     }
     Step(running);
