@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/float16.h"
 #include "base/progress.h"
+#include "base/random.h"
 #include "formats/safetensors_writer.h"
 
 namespace bora::model {
@@ -21,13 +22,6 @@ namespace fs = std::filesystem;
 constexpr int64_t kBlockElements = 1 << 16;
 constexpr int64_t kBlocksPerBatch = 256;  // 16 Mi elements (32 MiB of BF16) per write
 
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 uint64_t HashName(const std::string& name) {
   uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
   for (unsigned char c : name) hash = (hash ^ c) * 0x100000001b3ull;
@@ -37,16 +31,14 @@ uint64_t HashName(const std::string& name) {
 // xoshiro256** seeded by SplitMix64; standard normals by Box-Muller in double precision.
 class NormalGenerator {
  public:
-  explicit NormalGenerator(uint64_t seed) {
-    for (uint64_t& word : state_) word = SplitMix64(seed);
-  }
+  explicit NormalGenerator(uint64_t seed) : bits_(seed) {}
   double Next() {
     if (has_spare_) {
       has_spare_ = false;
       return spare_;
     }
-    double u1 = (static_cast<double>(NextBits() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    double u2 = static_cast<double>(NextBits() >> 11) * 0x1.0p-53;          // [0, 1)
+    double u1 = (static_cast<double>(bits_.Next() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    double u2 = bits_.Uniform();                                              // [0, 1)
     double radius = std::sqrt(-2.0 * std::log(u1));
     double angle = 2.0 * M_PI * u2;
     spare_ = radius * std::sin(angle);
@@ -55,19 +47,7 @@ class NormalGenerator {
   }
 
  private:
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t NextBits() {
-    uint64_t result = Rotl(state_[1] * 5, 7) * 9;
-    uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = Rotl(state_[3], 45);
-    return result;
-  }
-  uint64_t state_[4];
+  Xoshiro256 bits_;
   double spare_ = 0;
   bool has_spare_ = false;
 };

@@ -87,7 +87,7 @@ SamplerScratch::SamplerScratch(int64_t vocab_size)
 
 SequenceSampler::SequenceSampler(const SamplingParams& params, int64_t vocab_size, std::span<const int32_t> prompt,
                                  uint64_t seed, uint64_t stream, const kernels::KernelSet& kernels)
-    : params_(params), vocab_size_(vocab_size), kernels_(kernels), random_(seed, stream) {
+    : params_(params), vocab_size_(vocab_size), kernels_(kernels), random_(seed ^ SplitMix64(stream)) {
   params_.Validate(vocab_size);
   // History is kept only when a penalty reads it; reserved in full so Record never allocates.
   const bool counts = params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;

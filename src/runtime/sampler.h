@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/kernel_set.h"
-#include "runtime/random.h"
+#include "base/random.h"
 #include "runtime/sampling_params.h"
 
 namespace bora::runtime {
@@ -66,7 +66,7 @@ class SequenceSampler {
   SamplingParams params_;
   int64_t vocab_size_;
   const kernels::KernelSet& kernels_;
-  Random random_;
+  Xoshiro256 random_;  // seeded from (seed, stream): see the constructor
   std::vector<uint32_t> output_counts_;   // [vocab] occurrences among generated tokens
   std::vector<uint8_t> seen_;             // [vocab] in the prompt or generated (repetition penalty)
   std::vector<int32_t> seen_ids_;         // distinct ids of seen_, in first-seen order

@@ -1,13 +1,13 @@
-// Per-sequence random numbers: xoshiro256** seeded through SplitMix64. Fully specified here (not
-// std:: distributions, whose output differs between standard libraries), so a seed reproduces
-// the same tokens on every machine and build.
+// Seeded random numbers specified bit for bit (not std:: distributions, whose output differs
+// between standard libraries): SplitMix64 for seeding, xoshiro256** for streams. Used by the
+// random-weight model writer and the per-sequence samplers.
 #pragma once
 
 #include <cstdint>
 
-namespace bora::runtime {
+namespace bora {
 
-// SplitMix64 step: a well-mixed 64-bit value from a counter (used for seeding).
+// SplitMix64 step: a well-mixed 64-bit value from a counter.
 inline uint64_t SplitMix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -15,12 +15,11 @@ inline uint64_t SplitMix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-class Random {
+class Xoshiro256 {
  public:
-  // `stream` separates the generators of one seed (the n choices of a request).
-  explicit Random(uint64_t seed, uint64_t stream = 0) {
-    uint64_t state = seed ^ SplitMix64(stream);
-    for (uint64_t& word : state_) word = SplitMix64(state);
+  // The four state words are successive SplitMix64 outputs of `seed`.
+  explicit Xoshiro256(uint64_t seed) {
+    for (uint64_t& word : state_) word = SplitMix64(seed);
   }
 
   uint64_t Next() {
@@ -43,4 +42,4 @@ class Random {
   uint64_t state_[4];
 };
 
-}  // namespace bora::runtime
+}  // namespace bora
