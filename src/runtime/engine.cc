@@ -129,7 +129,13 @@ void Engine::Loop() {
         stream->Push(std::move(done));
       }
     }
-    Step(running);
+    try {
+      Step(running);
+    } catch (const std::exception& e) {  // never let the engine thread die with requests waiting
+      for (auto& sequence : running) {
+        if (!sequence->finished) Finish(*sequence, FinishReason::kError, e.what());
+      }
+    }
     running.erase(std::remove_if(running.begin(), running.end(), [](const auto& s) { return s->finished; }),
                   running.end());
     std::lock_guard<std::mutex> lock(mutex_);
@@ -163,7 +169,8 @@ void Engine::Finish(Sequence& sequence, FinishReason reason, const std::string& 
 
 void Engine::Step(std::vector<std::unique_ptr<Sequence>>& running) {
   // One batch: a decode token from every sequence past its prompt, and prompt chunks within
-  // the prefill budget in arrival order (a long prompt advances every step, never starves).
+  // the prefill budget in arrival order (the oldest unfinished prompt always advances, so no
+  // prompt starves, and decoding sequences never wait for a prefill to finish).
   std::vector<model::BatchItem> items;
   std::vector<Sequence*> members;
   int64_t budget = options_.prefill_budget;
