@@ -13,11 +13,9 @@
 #include "base/error.h"
 #include "commands.h"
 #include "model/transformer.h"
-#include "runtime/sampler.h"
-#include "runtime/stop_strings.h"
+#include "runtime/engine.h"
 #include "tokenizer/instruct_encoder.h"
 #include "tokenizer/load_tokenizer.h"
-#include "tokenizer/streaming_detokenizer.h"
 
 namespace bora::app {
 namespace {
@@ -135,26 +133,21 @@ int RunGenerate(const GenerateFlags& flags) {
     }
     max_tokens = room;
   }
-  const uint64_t seed = flags.seed.value_or(runtime::RandomSeed());
-  runtime::SequenceSampler sampler(sampling, vocab, prompt, seed, 0, model->compute().kernels());
-  runtime::SamplerScratch scratch(vocab);
-  runtime::StopStringMatcher stops(flags.stop);
-  std::optional<tokenizer::StreamingDetokenizer> detokenizer;
-  if (loaded) detokenizer.emplace(*loaded->tokenizer);
+  // The same engine that serves requests: one sequence, prompt chunks of --prefill-chunk.
+  sampling.seed = flags.seed.value_or(runtime::RandomSeed());
+  runtime::EngineOptions engine_options;
+  engine_options.max_sequences = 1;
+  engine_options.max_queued = 1;
+  engine_options.prefill_budget = flags.chunk;
+  runtime::Engine engine(*model, loaded ? loaded->tokenizer.get() : nullptr, engine_options);
+  runtime::GenerationRequest request;
+  request.prompt = prompt;
+  request.sampling = sampling;
+  request.max_tokens = max_tokens;
+  request.stop = flags.stop;
 
-  model::KvCache cache = model->NewCache();
-  std::vector<float> logits(static_cast<size_t>(vocab));
-  const auto start = Clock::now();
-  std::span<const int32_t> remaining(prompt);
-  while (!remaining.empty()) {  // chunked prefill bounds the scratch memory
-    const size_t count = std::min<size_t>(remaining.size(), static_cast<size_t>(flags.chunk));
-    model->Forward(remaining.first(count), cache, logits, false);
-    remaining = remaining.subspan(count);
-  }
-  const auto prefilled = Clock::now();
   std::vector<int32_t> generated;
   std::string text;
-  std::string finish = "length";
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     text += piece;
@@ -163,40 +156,44 @@ int RunGenerate(const GenerateFlags& flags) {
       std::fflush(stdout);
     }
   };
-  for (int64_t i = 0; i < max_tokens; ++i) {
-    const int32_t next = sampler.Sample(logits, scratch).id;
-    if (loaded && next == loaded->tokenizer->eos_id()) {
-      finish = "stop";
+  const auto start = Clock::now();
+  auto first_token = start;
+  std::shared_ptr<runtime::RequestStream> stream = engine.Submit(std::move(request));
+  runtime::Event event;
+  std::string finish;
+  while (stream->Next(event)) {
+    if (event.kind == runtime::Event::Kind::kDone) {
+      if (event.finish == runtime::FinishReason::kError) throw Error("generation failed: " + event.error);
+      emit(event.text);
+      finish = runtime::FinishReasonName(event.finish);
       break;
     }
-    generated.push_back(next);
-    if (detokenizer) {
-      const runtime::StopStringMatcher::Result r = stops.Push(detokenizer->Push(next));
-      emit(r.text);
-      if (r.stopped) {
-        finish = "stop";
-        break;
-      }
+    if (generated.empty()) first_token = Clock::now();
+    generated.push_back(event.token.id);
+    if (loaded) {
+      emit(event.text);
     } else if (!flags.json) {
-      std::printf(generated.size() == 1 ? "%d" : " %d", next);
+      std::printf(generated.size() == 1 ? "%d" : " %d", event.token.id);
     }
-    if (i + 1 < max_tokens) model->Forward(std::span<const int32_t>(&next, 1), cache, logits, false);
   }
-  if (detokenizer && !stops.stopped()) emit(stops.Push(detokenizer->Finish()).text + stops.Flush());
   const auto done = Clock::now();
+  const uint64_t seed = *sampling.seed;
 
   if (flags.json) {
     nlohmann::json out = {{"tokens", generated}, {"finish_reason", finish}, {"seed", seed}};
-    if (detokenizer) out["text"] = text;
+    if (loaded) out["text"] = text;
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("\n");
   }
-  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();
+  const auto prefilled = generated.empty() ? done : first_token;
+  const double prefill_s = std::chrono::duration<double>(prefilled - start).count();  // to the first token
   const double decode_s = std::chrono::duration<double>(done - prefilled).count();
-  std::fprintf(stderr, "prompt %zu tokens in %.2f s (%.1f tok/s); generated %zu tokens in %.2f s (%.1f tok/s); finish %s; seed %llu\n",
-               prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9), generated.size(), decode_s,
-               generated.size() / std::max(decode_s, 1e-9), finish.c_str(), static_cast<unsigned long long>(seed));
+  // Decode rate over the tokens after the first (the first one ends the prefill).
+  const double decoded = generated.size() > 1 ? static_cast<double>(generated.size() - 1) : 0.0;
+  std::fprintf(stderr, "prompt %zu tokens in %.2f s (%.1f tok/s); generated %zu tokens, decode %.1f tok/s; finish %s; seed %llu\n",
+               prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9), generated.size(),
+               decoded / std::max(decode_s, 1e-9), finish.c_str(), static_cast<unsigned long long>(seed));
   return 0;
 }
 
