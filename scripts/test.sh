@@ -27,6 +27,31 @@ if [ "$fast" -eq 0 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     timed ctest --preset asan-ubsan -j "$jobs" -L 'unit|numerical|e2e'
 
+  # Tier-1 fuzzing with the same build: each target from its committed corpus for a bounded
+  # time (LONG_TESTS=1: 5 minutes each). New inputs go to a scratch directory; a crash leaves
+  # its input in the working directory (crash-*) and fails the run: add it to the corpus.
+  stage "fuzz"
+  fuzz_seconds=20
+  [ "${LONG_TESTS:-0}" = "1" ] && fuzz_seconds=300
+  for target in build/asan-ubsan/fuzz/fuzz_*; do
+    [ -f "$target" ] && [ -x "$target" ] || continue
+    name=$(basename "$target"); name=${name#fuzz_}
+    scratch=$(mktemp -d)
+    set +e
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=4096 \
+      "$scratch" "fuzz/corpus/$name" > "$scratch.log" 2>&1
+    status=$?
+    set -e
+    printf '   %s: %s\n' "$name" "$(grep -E '^Done' "$scratch.log" || echo 'no summary')"
+    if [ "$status" -ne 0 ]; then
+      grep -E 'ERROR|SUMMARY|Test unit written' "$scratch.log" || tail -n 20 "$scratch.log"
+      echo "fuzz target $name failed"
+      exit 1
+    fi
+    rm -rf "$scratch" "$scratch.log"
+  done
+
   # ThreadSanitizer on the multi-threaded parts only (engine, scheduler, thread pool).
   stage "tsan build (engine, thread pool)"
   timed cmake --preset tsan >/dev/null
