@@ -15,6 +15,7 @@
 #include "base/cpu_features.h"
 #include "base/error.h"
 #include "bench_concurrent.h"
+#include "kv_flags.h"
 #include "commands.h"
 #include "kernels/activation.h"
 #include "model/transformer.h"
@@ -37,6 +38,7 @@ struct BenchFlags {
   bool json = false;
   bool mmap = false;
   std::vector<int> concurrent;  // --concurrent 1,4,8: engine throughput instead of pp/tg
+  KvFlags kv;                   // KV cache of the --concurrent engine
 };
 
 struct Stats {
@@ -83,6 +85,7 @@ int RunBench(const BenchFlags& flags) {
     config.generate_tokens = flags.generate_tokens;
     config.repetitions = flags.repetitions;
     config.json = flags.json;
+    ApplyKvFlags(flags.kv, config.engine);
     if (!flags.json) {
       std::printf("model   %s (%s, loaded in %.2f s), %d threads, -p %lld -n %lld, median of %d\n", dir.c_str(),
                   model::WeightDTypeName(model->compute_dtype()).c_str(), load_seconds, model->num_threads(),
@@ -116,7 +119,7 @@ int RunBench(const BenchFlags& flags) {
   std::mt19937 random(1234);  // fixed prompt: same work every run
   std::vector<int32_t> prompt(flags.prompt_tokens);
   for (int32_t& id : prompt) id = static_cast<int32_t>(random() % vocab);
-  model::KvCache cache = model->NewCache();
+  model::ContiguousKvCache cache = model->NewCache();
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<double> prefill_rates, decode_rates;
   // One untimed warm-up pass faults in the weights and grows the scratch buffers.
@@ -243,6 +246,7 @@ Command RegisterBench(CLI::App& app) {
                   "aggregate decode rate while all decode and the median time to first token")
       ->delimiter(',')
       ->check(CLI::Range(1, 256));
+  AddKvFlags(sub, &flags->kv);
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }

@@ -36,7 +36,7 @@ struct RunResult {
 // All `concurrent` requests submitted at once. The aggregate decode rate counts the tokens that
 // arrive while every sequence is decoding (from the last first token to the first finish).
 RunResult RunOnce(model::Transformer& model, int concurrent, const ConcurrentBenchConfig& config, uint32_t salt) {
-  runtime::EngineOptions options;
+  runtime::EngineOptions options = config.engine;
   options.max_sequences = concurrent;
   options.max_queued = concurrent;
   options.prefill_budget = 512;

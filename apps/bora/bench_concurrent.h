@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/transformer.h"
+#include "runtime/engine.h"
 
 namespace bora::app {
 
@@ -15,6 +16,7 @@ struct ConcurrentBenchConfig {
   int64_t generate_tokens = 128;
   int repetitions = 1;
   bool json = false;
+  runtime::EngineOptions engine;  // KV options; sequences and queue set per level
 };
 
 int RunConcurrentBench(model::Transformer& model, const ConcurrentBenchConfig& config);

@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "kv_flags.h"
 #include "model/transformer.h"
 #include "runtime/engine.h"
 #include "tokenizer/instruct_encoder.h"
@@ -46,6 +47,7 @@ struct GenerateFlags {
   float repetition_penalty = 1.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
+  KvFlags kv;
 };
 
 // The folder's generation_config.json temperature, else 0.7 (what `bora serve` also uses).
@@ -139,6 +141,7 @@ int RunGenerate(const GenerateFlags& flags) {
   engine_options.max_sequences = 1;
   engine_options.max_queued = 1;
   engine_options.prefill_budget = flags.chunk;
+  ApplyKvFlags(flags.kv, engine_options);
   runtime::Engine engine(*model, loaded ? loaded->tokenizer.get() : nullptr, engine_options);
   runtime::GenerationRequest request;
   request.prompt = prompt;
@@ -237,6 +240,7 @@ Command RegisterGenerate(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
+  AddKvFlags(sub, &flags->kv);
   sub->add_option("--dtype", flags->dtype, "Convert the weights at load: f32 (exact), bf16, q8 or q4 (default: as stored)")
       ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
   sub->add_flag("--json", flags->json, "Print one JSON object {tokens, text, finish_reason, seed} at the end");

@@ -123,7 +123,7 @@ GoldenQuality MeasureGoldenQuality(Transformer& model, const GoldenCase& golden)
   std::vector<int32_t> tokens = golden.prompt_tokens;
   tokens.insert(tokens.end(), golden.greedy_tokens.begin(), golden.greedy_tokens.end());
   std::vector<float> logits(static_cast<size_t>(rows * vocab));
-  KvCache cache = model.NewCache();
+  ContiguousKvCache cache = model.NewCache();
   model.Forward(tokens, cache, logits, true);
   GoldenQuality quality;
   quality.name = golden.name;
@@ -193,7 +193,7 @@ GoldenCaseResult RunGoldenCase(Transformer& model, const GoldenCase& golden, int
     return MaxAbsDiff(logits.data(), golden.prefill_logits.data(), logits.size());
   };
 
-  KvCache cache = model.NewCache();
+  ContiguousKvCache cache = model.NewCache();
   for (auto [name, step] : {std::pair<std::string, int64_t>{"token-by-token", 1},
                             std::pair<std::string, int64_t>{"chunked-" + std::to_string(chunk_size), chunk_size},
                             std::pair<std::string, int64_t>{"one-shot", prompt}}) {

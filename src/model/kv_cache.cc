@@ -14,8 +14,8 @@ int64_t LayerCapacity(const formats::ModelParams& params, int64_t layer, int64_t
 
 }  // namespace
 
-KvCache::KvCache(const formats::ModelParams& params, int64_t max_positions)
-    : row_(params.n_kv_heads * params.head_dim), max_positions_(max_positions) {
+ContiguousKvCache::ContiguousKvCache(const formats::ModelParams& params, int64_t max_positions)
+    : KvCache(max_positions), row_(params.n_kv_heads * params.head_dim) {
   for (int64_t layer = 0; layer < params.n_layers; ++layer) {
     int64_t capacity = LayerCapacity(params, layer, max_positions);
     capacity_.push_back(capacity);
@@ -24,7 +24,8 @@ KvCache::KvCache(const formats::ModelParams& params, int64_t max_positions)
   }
 }
 
-void KvCache::Store(int64_t layer, const float* chunk_k, const float* chunk_v, int64_t tokens) {
+void ContiguousKvCache::StoreAfterAttention(int64_t layer, const float* chunk_k,
+                                            const float* chunk_v, int64_t tokens) {
   const int64_t capacity = capacity_[layer];
   const int64_t first = std::max<int64_t>(0, tokens - capacity);  // older rows would be overwritten
   for (int64_t t = first; t < tokens; ++t) {
@@ -34,11 +35,21 @@ void KvCache::Store(int64_t layer, const float* chunk_k, const float* chunk_v, i
   }
 }
 
-uint64_t KvCache::BytesFor(const formats::ModelParams& params, int64_t max_positions) {
+ops::KvView ContiguousKvCache::View(int64_t layer) const {
+  ops::KvView view;
+  view.dtype = ops::KvDType::kF32;
+  view.k = keys_[layer].data();
+  view.v = values_[layer].data();
+  view.capacity = capacity_[layer];
+  return view;
+}
+
+uint64_t ContiguousKvCache::BytesFor(const formats::ModelParams& params, int64_t max_positions) {
   uint64_t total = 0;
   const uint64_t row = static_cast<uint64_t>(params.n_kv_heads * params.head_dim);
   for (int64_t layer = 0; layer < params.n_layers; ++layer) {
-    total += 2 * sizeof(float) * row * static_cast<uint64_t>(LayerCapacity(params, layer, max_positions));
+    total += 2 * sizeof(float) * row *
+             static_cast<uint64_t>(LayerCapacity(params, layer, max_positions));
   }
   return total;
 }

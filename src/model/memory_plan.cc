@@ -39,7 +39,7 @@ MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_cont
   }
   plan.weights = folder.weight_bytes + qk_copies + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
   if (dtype != DType::kF32) plan.weights = ConvertedWeightBytes(p, dtype) + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
-  plan.kv_cache = KvCache::BytesFor(p, plan.context);
+  plan.kv_cache = ContiguousKvCache::BytesFor(p, plan.context);
   const uint64_t chunk = static_cast<uint64_t>(std::min<int64_t>(plan.context, 512));
   const uint64_t per_token_floats = 4 * p.dim + 2 * (p.n_heads + p.n_kv_heads) * p.head_dim + 2 * p.hidden_dim;
   plan.other = 4ull * static_cast<uint64_t>(plan.context) * static_cast<uint64_t>(p.head_dim) +

@@ -86,7 +86,7 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     for (size_t j = 0; j < i; ++j) {
       if (items[j].cache == item.cache) throw InvalidArgument("two batch items share one KV cache");
     }
-    const KvCache& cache = *item.cache;
+    KvCache& cache = *item.cache;
     if (cache.position() + count > cache.max_positions()) {
       throw ResourceExhausted("context full: " + std::to_string(cache.position()) + " + " + std::to_string(count) +
                               " tokens exceed the context of " + std::to_string(cache.max_positions()) +
@@ -105,6 +105,7 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     total += count;
     output_rows += rows_out;
   }
+  for (const BatchItem& item : items) item.cache->Reserve(static_cast<int64_t>(item.tokens.size()));
   scratch_.Reserve(p, total);
   Activations& a = scratch_;
   const float eps = static_cast<float>(p.norm_eps);
@@ -166,15 +167,16 @@ void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int
     const int64_t count = static_cast<int64_t>(item.tokens.size());
     float* q = a.q.data() + first * q_row;
     float* k = a.k.data() + first * kv_row;
-    const float* v = a.v.data() + first * kv_row;
+    float* v = a.v.data() + first * kv_row;
     for (int64_t t = 0; t < count; ++t) {
       const float* cos_sin = rope_cos_sin_.data() + (cache.position() + t) * half * 2;
       kernels::RopeInterleaved(q + t * q_row, cos_sin, p.n_heads, p.head_dim);
       kernels::RopeInterleaved(k + t * kv_row, cos_sin, p.n_kv_heads, p.head_dim);
     }
-    const ops::KvRing ring{cache.keys(layer), cache.values(layer), cache.capacity(layer)};
-    ops::CausalAttention(*ctx_, shape, q, k, v, cache.position(), count, ring, a.attention.data() + first * q_row);
-    cache.Store(layer, k, v, count);
+    cache.StoreBeforeAttention(layer, k, v, count);
+    ops::CausalAttention(*ctx_, shape, q, k, v, cache.position(), count, cache.View(layer),
+                         a.attention.data() + first * q_row);
+    cache.StoreAfterAttention(layer, k, v, count);
     first += count;
   }
   ops::MatMul(*ctx_, a.attention.data(), total_rows, w.wo, a.block_out.data());

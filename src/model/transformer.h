@@ -58,8 +58,9 @@ class Transformer {
   uint64_t streamed_weight_count();
   ops::ComputeContext& compute() { return *ctx_; }
 
-  // A cache sized for this model's context.
-  KvCache NewCache() const { return KvCache(params(), context_); }
+  // A contiguous f32 cache sized for this model's context (tests, benchmarks, golden checks;
+  // the serving engine uses paged caches from a KvBlockPool).
+  ContiguousKvCache NewCache() const { return ContiguousKvCache(params(), context_); }
 
   // Runs `tokens` at positions cache.position() ... and advances the cache. Writes logits
   // [tokens, vocab] when `all_positions`, else only the last row [vocab]. Any split of a prompt

@@ -1,5 +1,6 @@
-// The engine thread: admission, continuous batching of prefill chunks and decode steps,
-// sampling, stop conditions and event delivery.
+// The engine thread: admission, continuous batching of prefill chunks and decode steps over a
+// paged KV pool (prefix reuse, copy-on-write choices, preemption), sampling, stop conditions and
+// event delivery.
 #include "runtime/engine.h"
 
 #include <algorithm>
@@ -7,53 +8,109 @@
 
 #include "base/error.h"
 #include "base/memory_info.h"
+#include "model/paged_kv_cache.h"
 #include "runtime/stop_strings.h"
 #include "tokenizer/streaming_detokenizer.h"
 
 namespace bora::runtime {
 
+// One choice of one request. `tokens` holds the prompt and then every generated id; the cache
+// holds the KV of tokens[0 .. position), so tokens.size() - position ids are still to run:
+// the prompt (or, after preemption, everything) as prefill chunks, then one per decode step.
 struct Engine::Sequence {
-  Sequence(Pending pending, model::Transformer& model, const tokenizer::Tokenizer* tokenizer, uint64_t seed)
-      : stream(std::move(pending.stream)),
-        request(std::move(pending.request)),
-        cache(model.NewCache()),
+  Sequence(std::shared_ptr<RequestStream> stream_in,
+           std::shared_ptr<const GenerationRequest> request_in, int choice,
+           model::Transformer& model, model::KvBlockPool& pool,
+           const tokenizer::Tokenizer* tokenizer, uint64_t seed, uint64_t arrival_in)
+      : stream(std::move(stream_in)),
+        request(std::move(request_in)),
+        index(choice),
+        cache(pool, model.params(), model.context_length()),
         logits(static_cast<size_t>(model.params().vocab_size)),
-        sampler(request.sampling, model.params().vocab_size, request.prompt, seed, 0, model.compute().kernels()),
-        stops(request.stop) {
+        sampler(request->sampling, model.params().vocab_size, request->prompt, seed,
+                static_cast<uint64_t>(choice), model.compute().kernels()),
+        stops(request->stop),
+        arrival(arrival_in) {
+    // Sized once: decode steps append without reallocating.
+    const int64_t most = std::min<int64_t>(
+        static_cast<int64_t>(request->prompt.size()) + request->max_tokens, model.context_length());
+    tokens.reserve(static_cast<size_t>(most + 1));
+    tokens.insert(tokens.end(), request->prompt.begin(), request->prompt.end());
     if (tokenizer != nullptr) detokenizer.emplace(*tokenizer);
   }
 
+  int64_t pending() const { return static_cast<int64_t>(tokens.size()) - cache.position(); }
+
   std::shared_ptr<RequestStream> stream;
-  GenerationRequest request;
-  model::KvCache cache;
+  std::shared_ptr<const GenerationRequest> request;  // shared by the request's choices
+  int index;
+  model::PagedKvCache cache;
+  std::vector<int32_t> tokens;
   std::vector<float> logits;  // [vocab] of the last step
   SequenceSampler sampler;
   std::optional<tokenizer::StreamingDetokenizer> detokenizer;
   StopStringMatcher stops;
-  int64_t prefilled = 0;     // prompt tokens already run
-  int64_t step_tokens = 0;   // tokens in the current step
-  int32_t last = -1;         // the token the next decode step feeds
+  uint64_t arrival;                        // admission order, shared by a request's choices
+  Sequence* fork_source = nullptr;         // choices 1..n-1: wait for choice 0's prefill
+  std::vector<Sequence*> waiting_choices;  // choice 0: those waiting for it
   int64_t generated = 0;
+  int64_t step_tokens = 0;  // tokens in the current step
+  bool preempted = false;   // KV dropped; rerun everything when blocks free up
   bool finished = false;
 };
 
-Engine::Engine(model::Transformer& model, const tokenizer::Tokenizer* tokenizer, EngineOptions options)
+namespace {
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+Engine::Engine(model::Transformer& model, const tokenizer::Tokenizer* tokenizer,
+               EngineOptions options)
     : model_(model), tokenizer_(tokenizer), options_(options), scratch_(model.params().vocab_size) {
   if (options_.max_sequences < 1 || options_.max_queued < 0 || options_.prefill_budget < 1) {
     throw InvalidArgument("engine: max_sequences and prefill_budget must be >= 1, max_queued >= 0");
   }
-  // Every running sequence holds a KV cache of the model's context: check at start that
-  // max_sequences of them fit beside the loaded model, instead of failing mid-request.
-  const uint64_t kv_bytes = static_cast<uint64_t>(options_.max_sequences) *
-                            model::KvCache::BytesFor(model_.params(), model_.context_length());
+  if (options_.block_size < 1 || options_.block_size > 4096) {
+    throw InvalidArgument("engine: the KV block size must be 1..4096 tokens");
+  }
+  // The pool is sized and checked against memory at start, instead of failing mid-request.
+  const formats::ModelParams& p = model_.params();
+  const int64_t block = options_.block_size;
+  const uint64_t per_block = model::KvBlockPool::BytesPerBlock(p, options_.kv_dtype, block);
+  const int64_t context_blocks = CeilDiv(model_.context_length(), block);
   const MemoryBudget budget = ReadMemoryBudget();
   const uint64_t weights = model_.weight_bytes();
-  if (budget.usable_bytes > 0 && weights + kv_bytes > budget.usable_bytes) {
-    throw ResourceExhausted(std::to_string(options_.max_sequences) + " sequences of " +
-                            std::to_string(model_.context_length()) + " tokens need " + FormatBytes(kv_bytes) +
-                            " of KV cache beside " + FormatBytes(weights) + " of weights, but only " +
-                            FormatBytes(budget.usable_bytes) + " is usable; lower the parallel sequences or --ctx");
+  int64_t blocks = options_.kv_blocks;
+  if (blocks == 0 && options_.kv_memory_bytes > 0) {
+    blocks = static_cast<int64_t>(options_.kv_memory_bytes / per_block);
+  } else if (blocks == 0) {
+    blocks = options_.max_sequences * context_blocks;
+    if (budget.usable_bytes > weights) {
+      const int64_t half_of_rest =
+          static_cast<int64_t>((budget.usable_bytes - weights) / 2 / per_block);
+      blocks = std::min(blocks, std::max(half_of_rest, context_blocks));
+    }
   }
+  if (blocks < context_blocks) {
+    throw InvalidArgument("a KV pool of " + std::to_string(blocks) + " blocks of " +
+                          std::to_string(block) + " tokens holds less than one context of " +
+                          std::to_string(model_.context_length()) + " tokens (" +
+                          std::to_string(context_blocks) +
+                          " blocks); raise --kv-memory or --kv-blocks, or lower --ctx");
+  }
+  const uint64_t kv_bytes = static_cast<uint64_t>(blocks) * per_block;
+  if (budget.usable_bytes > 0 && weights + kv_bytes > budget.usable_bytes) {
+    throw ResourceExhausted(
+        "a KV pool of " + FormatBytes(kv_bytes) + " (" + std::to_string(blocks) + " blocks, " +
+        ops::KvDTypeName(options_.kv_dtype) + ") beside " + FormatBytes(weights) +
+        " of weights exceeds the " + FormatBytes(budget.usable_bytes) +
+        " of usable memory; lower --kv-memory, --ctx or the parallel sequences, or use "
+        "--kv-dtype q8");
+  }
+  pool_ = std::make_unique<model::KvBlockPool>(p, options_.kv_dtype, blocks, block);
+  counters_.kv_blocks_total = blocks;
+  counters_.kv_block_size = block;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -70,7 +127,8 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   const int64_t vocab = model_.params().vocab_size;
   if (request.prompt.empty()) throw InvalidArgument("the prompt is empty");
   for (int32_t id : request.prompt) {
-    if (id < 0 || id >= vocab) throw InvalidArgument("prompt token " + std::to_string(id) + " is outside the vocabulary");
+    if (id < 0 || id >= vocab)
+      throw InvalidArgument("prompt token " + std::to_string(id) + " is outside the vocabulary");
   }
   const int64_t context = model_.context_length();
   if (static_cast<int64_t>(request.prompt.size()) > context) {
@@ -78,17 +136,25 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
                           " tokens, more than the context of " + std::to_string(context));
   }
   if (request.max_tokens < 1) throw InvalidArgument("max_tokens must be >= 1");
+  const int most_choices = std::min(kMaxChoices, options_.max_sequences);
+  if (request.n < 1 || request.n > most_choices) {
+    throw InvalidArgument("n must be 1.." + std::to_string(most_choices) +
+                          " (the parallel sequences), got " + std::to_string(request.n));
+  }
   request.sampling.Validate(vocab);
   for (int32_t id : request.stop_token_ids) {
-    if (id < 0 || id >= vocab) throw InvalidArgument("stop token " + std::to_string(id) + " is outside the vocabulary");
+    if (id < 0 || id >= vocab)
+      throw InvalidArgument("stop token " + std::to_string(id) + " is outside the vocabulary");
   }
-  if (!request.stop.empty() && tokenizer_ == nullptr) throw InvalidArgument("stop strings need a tokenizer");
+  if (!request.stop.empty() && tokenizer_ == nullptr)
+    throw InvalidArgument("stop strings need a tokenizer");
   auto stream = std::make_shared<RequestStream>();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) throw ResourceExhausted("the engine is shutting down");
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
-      throw ResourceExhausted("too many queued requests (" + std::to_string(queue_.size()) + "); retry later");
+      throw ResourceExhausted("too many queued requests (" + std::to_string(queue_.size()) +
+                              "); retry later");
     }
     queue_.push_back({std::move(request), stream});
     counters_.queued = static_cast<int>(queue_.size());
@@ -102,97 +168,193 @@ EngineCounters Engine::counters() {
   return counters_;
 }
 
+bool Engine::CanAdmit(const Pending& pending, const Running& running) const {
+  if (running.empty()) return true;  // the pool holds at least one full context
+  if (static_cast<int>(running.size()) + pending.request.n > options_.max_sequences) return false;
+  for (const auto& sequence : running) {
+    if (sequence->preempted) return false;  // preempted sequences resume first
+  }
+  const int64_t prompt_blocks =
+      CeilDiv(static_cast<int64_t>(pending.request.prompt.size()) + 1, pool_->block_size());
+  return pool_->available_blocks() >= prompt_blocks;
+}
+
+void Engine::Admit(Pending pending, Running& running) {
+  const auto request = std::make_shared<const GenerationRequest>(std::move(pending.request));
+  const uint64_t seed = request->sampling.seed.value_or(RandomSeed());
+  const uint64_t arrival = next_arrival_++;
+  Running choices;
+  try {
+    for (int i = 0; i < request->n; ++i) {
+      choices.push_back(std::make_unique<Sequence>(pending.stream, request, i, model_, *pool_,
+                                                   tokenizer_, seed, arrival));
+    }
+    Sequence& first = *choices.front();
+    first.waiting_choices.reserve(choices.size());
+    for (size_t i = 1; i < choices.size(); ++i) {
+      choices[i]->fork_source = &first;
+      first.waiting_choices.push_back(choices[i].get());
+    }
+    if (options_.prefix_cache) {
+      const int64_t reused = first.cache.AttachPrefix(first.tokens);
+      std::lock_guard<std::mutex> lock(mutex_);
+      counters_.prefix_hit_tokens += reused;
+    }
+  } catch (const std::exception& e) {  // e.g. out of memory for the sequence's buffers
+    for (int i = 0; i < request->n; ++i) {
+      Event done;
+      done.kind = Event::Kind::kDone;
+      done.index = i;
+      done.finish = FinishReason::kError;
+      done.error = e.what();
+      done.usage.prompt_tokens = static_cast<int64_t>(request->prompt.size());
+      pending.stream->Push(std::move(done));
+    }
+    return;
+  }
+  for (auto& choice : choices) running.push_back(std::move(choice));
+}
+
 void Engine::Loop() {
-  std::vector<std::unique_ptr<Sequence>> running;
+  Running running;
   while (true) {
-    std::vector<Pending> admitted;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
       if (stopping_) break;
-      while (running.size() + admitted.size() < static_cast<size_t>(options_.max_sequences) && !queue_.empty()) {
-        admitted.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      counters_.queued = static_cast<int>(queue_.size());
     }
-    for (Pending& pending : admitted) {
-      const uint64_t seed = pending.request.sampling.seed.value_or(RandomSeed());
-      const std::shared_ptr<RequestStream> stream = pending.stream;  // `pending` is moved below
-      try {
-        running.push_back(std::make_unique<Sequence>(std::move(pending), model_, tokenizer_, seed));
-      } catch (const std::exception& e) {  // e.g. out of memory for the KV cache
-        Event done;
-        done.kind = Event::Kind::kDone;
-        done.finish = FinishReason::kError;
-        done.error = e.what();
-        stream->Push(std::move(done));
+    while (true) {
+      Pending pending;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (queue_.empty() || !CanAdmit(queue_.front(), running)) break;
+        pending = std::move(queue_.front());
+        queue_.pop_front();
+        counters_.queued = static_cast<int>(queue_.size());
       }
+      Admit(std::move(pending), running);
     }
     try {
       Step(running);
     } catch (const std::exception& e) {  // never let the engine thread die with requests waiting
-      for (auto& sequence : running) {
-        if (!sequence->finished) Finish(*sequence, FinishReason::kError, e.what());
-      }
+      for (auto& sequence : running) Finish(*sequence, FinishReason::kError, e.what());
     }
-    running.erase(std::remove_if(running.begin(), running.end(), [](const auto& s) { return s->finished; }),
-                  running.end());
-    std::lock_guard<std::mutex> lock(mutex_);
-    counters_.running = static_cast<int>(running.size());
+    running.erase(
+        std::remove_if(running.begin(), running.end(), [](const auto& s) { return s->finished; }),
+        running.end());
+    PublishCounters(running);
   }
   for (auto& sequence : running) Finish(*sequence, FinishReason::kCancelled);
   std::lock_guard<std::mutex> lock(mutex_);
   for (Pending& pending : queue_) {
-    Event done;
-    done.kind = Event::Kind::kDone;
-    done.finish = FinishReason::kCancelled;
-    done.usage.prompt_tokens = static_cast<int64_t>(pending.request.prompt.size());
-    pending.stream->Push(std::move(done));
+    for (int i = 0; i < pending.request.n; ++i) {
+      Event done;
+      done.kind = Event::Kind::kDone;
+      done.index = i;
+      done.finish = FinishReason::kCancelled;
+      done.usage.prompt_tokens = static_cast<int64_t>(pending.request.prompt.size());
+      pending.stream->Push(std::move(done));
+    }
   }
   queue_.clear();
 }
 
+void Engine::PublishCounters(const Running& running) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  counters_.running = static_cast<int>(running.size());
+  counters_.kv_blocks_used = pool_->used_blocks();
+  counters_.kv_blocks_cached = pool_->cached_blocks();
+  counters_.pool = pool_->counters();
+}
+
 void Engine::Finish(Sequence& sequence, FinishReason reason, const std::string& error) {
+  if (sequence.finished) return;
   Event done;
   done.kind = Event::Kind::kDone;
+  done.index = sequence.index;
   done.finish = reason;
   done.error = error;
-  done.usage.prompt_tokens = static_cast<int64_t>(sequence.request.prompt.size());
+  done.usage.prompt_tokens = static_cast<int64_t>(sequence.request->prompt.size());
   done.usage.completion_tokens = sequence.generated;
   if (sequence.detokenizer && !sequence.stops.stopped() && reason != FinishReason::kError) {
     done.text = sequence.stops.Push(sequence.detokenizer->Finish()).text + sequence.stops.Flush();
   }
   sequence.finished = true;
+  sequence.cache.Clear();  // blocks back to the pool (or the prefix cache) at once
   sequence.stream->Push(std::move(done));
+  // Choices still waiting for this one's prompt can never start: they end the same way.
+  for (Sequence* waiting : sequence.waiting_choices) {
+    if (waiting->fork_source == &sequence) Finish(*waiting, reason, error);
+  }
+  sequence.waiting_choices.clear();
 }
 
-void Engine::Step(std::vector<std::unique_ptr<Sequence>>& running) {
+void Engine::Preempt(Sequence& sequence) {
+  sequence.cache.Clear();
+  sequence.preempted = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++counters_.preemptions;
+}
+
+bool Engine::ReserveOrPreempt(Sequence& sequence, int64_t tokens, Running& running) {
+  // Recompute preemption, newest first: a sequence later in `running` (admitted after this one,
+  // not yet planned in this step) gives up its blocks; with none left, this one waits instead.
+  while (sequence.cache.BlocksNeeded(tokens) > pool_->available_blocks()) {
+    Sequence* victim = nullptr;
+    for (auto it = running.rbegin(); it != running.rend() && it->get() != &sequence; ++it) {
+      Sequence& candidate = **it;
+      if (!candidate.finished && !candidate.preempted && candidate.cache.held_blocks() > 0) {
+        victim = &candidate;
+        break;
+      }
+    }
+    if (victim == nullptr) {
+      Preempt(sequence);
+      return false;
+    }
+    Preempt(*victim);
+  }
+  sequence.cache.Reserve(tokens);
+  return true;
+}
+
+void Engine::Step(Running& running) {
   // One batch: a decode token from every sequence past its prompt, and prompt chunks within
   // the prefill budget in arrival order (the oldest unfinished prompt always advances, so no
   // prompt starves, and decoding sequences never wait for a prefill to finish).
+  for (auto& owned : running) {
+    if (!owned->finished && owned->stream->cancelled()) Finish(*owned, FinishReason::kCancelled);
+  }
   std::vector<model::BatchItem> items;
   std::vector<Sequence*> members;
   int64_t budget = options_.prefill_budget;
   for (auto& owned : running) {
     Sequence& s = *owned;
-    if (s.stream->cancelled()) {
-      Finish(s, FinishReason::kCancelled);
-      continue;
+    if (s.finished || s.fork_source != nullptr) continue;
+    if (s.preempted) {
+      // Resume once everything it must rerun fits, so it does not bounce straight back out.
+      if (pool_->available_blocks() <
+          CeilDiv(static_cast<int64_t>(s.tokens.size()) + 1, pool_->block_size())) {
+        continue;
+      }
+      s.preempted = false;
+      if (options_.prefix_cache) {
+        const int64_t reused = s.cache.AttachPrefix(s.tokens);
+        std::lock_guard<std::mutex> lock(mutex_);
+        counters_.prefix_hit_tokens += reused;
+      }
     }
-    const int64_t prompt_size = static_cast<int64_t>(s.request.prompt.size());
+    const int64_t pending = s.pending();
+    const int64_t count = pending == 1 ? 1 : std::min(pending, budget);
+    if (count <= 0) continue;
+    if (!ReserveOrPreempt(s, count, running)) continue;
+    if (pending > 1) budget -= count;
+    s.step_tokens = count;
     model::BatchItem item;
     item.cache = &s.cache;
     item.logits = s.logits;
-    if (s.prefilled < prompt_size) {
-      if (budget <= 0) continue;
-      s.step_tokens = std::min(prompt_size - s.prefilled, budget);
-      budget -= s.step_tokens;
-      item.tokens = std::span<const int32_t>(s.request.prompt).subspan(s.prefilled, s.step_tokens);
-    } else {
-      s.step_tokens = 1;
-      item.tokens = std::span<const int32_t>(&s.last, 1);
-    }
+    item.tokens =
+        std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cache.position()), count);
     items.push_back(item);
     members.push_back(&s);
   }
@@ -207,48 +369,59 @@ void Engine::Step(std::vector<std::unique_ptr<Sequence>>& running) {
     // Counted before any event is pushed, so a client that saw its last event sees the counts.
     int64_t prompt_tokens = 0;
     for (Sequence* s : members) {
-      if (s->prefilled < static_cast<int64_t>(s->request.prompt.size())) prompt_tokens += s->step_tokens;
+      if (s->step_tokens > 1 || s->generated == 0) prompt_tokens += s->step_tokens;
     }
     std::lock_guard<std::mutex> lock(mutex_);
     ++counters_.steps;
     counters_.prompt_tokens += prompt_tokens;
   }
-  const int32_t eos = tokenizer_ != nullptr ? tokenizer_->eos_id() : -1;
   for (Sequence* s : members) {
-    const int64_t prompt_size = static_cast<int64_t>(s->request.prompt.size());
-    if (s->prefilled < prompt_size) {
-      s->prefilled += s->step_tokens;
-      if (s->prefilled < prompt_size) continue;  // more prompt next step
+    if (options_.prefix_cache) s->cache.RegisterFullBlocks(s->tokens);
+    if (s->pending() > 0) continue;  // more prompt next step
+    // The other choices of the request share this prompt's blocks (copy-on-write) and logits.
+    for (Sequence* choice : s->waiting_choices) {
+      if (choice->finished || choice->fork_source != s) continue;
+      choice->cache.ForkFrom(s->cache);
+      choice->logits = s->logits;
+      choice->fork_source = nullptr;
+      SampleNext(*choice);
     }
-    const SampledToken token = s->sampler.Sample(s->logits, scratch_);
-    ++s->generated;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++counters_.generated_tokens;
-    }
-    s->last = token.id;
-    const auto& stop_ids = s->request.stop_token_ids;
-    if ((!s->request.ignore_eos && token.id == eos) ||
-        std::find(stop_ids.begin(), stop_ids.end(), token.id) != stop_ids.end()) {
-      Finish(*s, FinishReason::kStop);
-      continue;
-    }
-    Event event;
-    event.token = token;
-    bool stopped = false;
-    if (s->detokenizer) {
-      StopStringMatcher::Result r = s->stops.Push(s->detokenizer->Push(token.id));
-      event.text = std::move(r.text);
-      stopped = r.stopped;
-    }
-    s->stream->Push(std::move(event));
-    if (stopped) {
-      Finish(*s, FinishReason::kStop);
-    } else if (s->generated >= s->request.max_tokens) {
-      Finish(*s, FinishReason::kLength);
-    } else if (s->cache.position() >= s->cache.max_positions()) {
-      Finish(*s, FinishReason::kModelLength);
-    }
+    s->waiting_choices.clear();
+    SampleNext(*s);
+  }
+}
+
+void Engine::SampleNext(Sequence& s) {
+  const SampledToken token = s.sampler.Sample(s.logits, scratch_);
+  ++s.generated;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++counters_.generated_tokens;
+  }
+  s.tokens.push_back(token.id);
+  const int32_t eos = tokenizer_ != nullptr ? tokenizer_->eos_id() : -1;
+  const auto& stop_ids = s.request->stop_token_ids;
+  if ((!s.request->ignore_eos && token.id == eos) ||
+      std::find(stop_ids.begin(), stop_ids.end(), token.id) != stop_ids.end()) {
+    Finish(s, FinishReason::kStop);
+    return;
+  }
+  Event event;
+  event.index = s.index;
+  event.token = token;
+  bool stopped = false;
+  if (s.detokenizer) {
+    StopStringMatcher::Result r = s.stops.Push(s.detokenizer->Push(token.id));
+    event.text = std::move(r.text);
+    stopped = r.stopped;
+  }
+  s.stream->Push(std::move(event));
+  if (stopped) {
+    Finish(s, FinishReason::kStop);
+  } else if (s.generated >= s.request->max_tokens) {
+    Finish(s, FinishReason::kLength);
+  } else if (s.cache.position() >= s.cache.max_positions()) {
+    Finish(s, FinishReason::kModelLength);
   }
 }
 

@@ -24,7 +24,11 @@ struct GenerationRequest {
   std::vector<std::string> stop;        // stop strings (need the engine's tokenizer)
   std::vector<int32_t> stop_token_ids;  // besides the tokenizer's end-of-sequence id
   bool ignore_eos = false;              // benchmarks: keep going past end-of-sequence
+  int n = 1;                            // independent choices sharing the prompt (1..kMaxChoices)
 };
+
+// Most choices one request may ask for (OpenAI's limit for `n`).
+constexpr int kMaxChoices = 128;
 
 enum class FinishReason { kStop, kLength, kModelLength, kCancelled, kError };
 const char* FinishReasonName(FinishReason reason);
@@ -37,17 +41,19 @@ struct Usage {
 struct Event {
   enum class Kind { kToken, kDone };
   Kind kind = Kind::kToken;
+  int index = 0;        // the choice (0..n-1) this event belongs to
   SampledToken token;   // kToken: the id and (when asked) log-probabilities
   std::string text;     // kToken: the text this token completes (may be empty); kDone: held-back rest
   FinishReason finish = FinishReason::kStop;  // kDone
-  Usage usage;                                // kDone
+  Usage usage;                                // kDone: this choice's completion tokens
   std::string error;                          // kDone with kError
 };
 
 // Shared by the engine (producer) and one client (consumer).
 class RequestStream {
  public:
-  // Next event; false when `timeout` passed first. After a kDone event there are no more.
+  // Next event; false when `timeout` passed first. Each of the request's n choices ends with
+  // one kDone event; after n of them there are no more.
   bool Next(Event& event, std::chrono::milliseconds timeout = std::chrono::hours(24));
   // Asks the engine to stop this request; it then ends with FinishReason::kCancelled.
   void Cancel() { cancelled_.store(true); }

@@ -15,7 +15,7 @@ namespace bora::testing {
 namespace {
 
 using model::BatchItem;
-using model::KvCache;
+using model::ContiguousKvCache;
 using model::Transformer;
 
 struct Sequence {
@@ -26,7 +26,7 @@ struct Sequence {
 // Logits of every step (prompt's last row, then each decoded token's) of one sequence alone.
 std::vector<std::vector<float>> RunAlone(Transformer& model, const Sequence& s) {
   const int64_t vocab = model.params().vocab_size;
-  KvCache cache = model.NewCache();
+  ContiguousKvCache cache = model.NewCache();
   std::vector<std::vector<float>> steps(1, std::vector<float>(vocab));
   model.Forward(s.prompt, cache, steps[0], false);
   for (int i = 0; i < s.steps; ++i) {
@@ -42,7 +42,7 @@ std::vector<std::vector<float>> RunAlone(Transformer& model, const Sequence& s) 
 std::vector<std::vector<std::vector<float>>> RunBatched(Transformer& model, const std::vector<Sequence>& seqs,
                                                         const std::vector<int>& join) {
   const int64_t vocab = model.params().vocab_size;
-  std::vector<KvCache> caches;
+  std::vector<ContiguousKvCache> caches;
   for (size_t i = 0; i < seqs.size(); ++i) caches.push_back(model.NewCache());
   std::vector<std::vector<std::vector<float>>> logits(seqs.size());
   std::vector<int32_t> next(seqs.size());
@@ -109,7 +109,7 @@ TEST(BatchForwardTest, BadBatchesAreTypedErrors) {
   options.context = 8;
   std::unique_ptr<Transformer> model = model::LoadModel(shared + "/reference-models/tiny-dense/mistral", options);
   const int64_t vocab = model->params().vocab_size;
-  KvCache a = model->NewCache(), b = model->NewCache();
+  ContiguousKvCache a = model->NewCache(), b = model->NewCache();
   std::vector<float> la(vocab), lb(vocab);
   const std::vector<int32_t> tokens = {1, 2};
   EXPECT_THROW(model->ForwardBatch({}), InvalidArgument);

@@ -39,7 +39,7 @@ void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params, std::option
   options.threads = 2;
   options.dtype = dtype;
   auto engine = model::LoadModel(dir.path(), options);
-  model::KvCache cache = engine->NewCache();
+  model::ContiguousKvCache cache = engine->NewCache();
   std::vector<float> logits(static_cast<size_t>(params.vocab_size));
   std::vector<int32_t> prompt = RandomTokens(8, params.vocab_size, 7);
   engine->Forward(prompt, cache, logits, false);

@@ -17,12 +17,12 @@ namespace {
 
 TEST(MemoryPlanTest, KvBytesFollowContextAndWindows) {
   formats::ModelParams params = SmallParams();  // 2 layers, 2 kv heads x 16 = 32 floats per row
-  EXPECT_EQ(model::KvCache::BytesFor(params, 100), 2u * 2 * 4 * 32 * 100);
+  EXPECT_EQ(model::ContiguousKvCache::BytesFor(params, 100), 2u * 2 * 4 * 32 * 100);
   params.layer_windows = {10, 0};
-  EXPECT_EQ(model::KvCache::BytesFor(params, 100), 2u * 4 * 32 * (10 + 100));
+  EXPECT_EQ(model::ContiguousKvCache::BytesFor(params, 100), 2u * 4 * 32 * (10 + 100));
   params.layer_windows = {1000, 0};  // a window longer than the context is capped by it
-  EXPECT_EQ(model::KvCache::BytesFor(params, 100), 2u * 4 * 32 * (100 + 100));
-  model::KvCache cache(params, 100);
+  EXPECT_EQ(model::ContiguousKvCache::BytesFor(params, 100), 2u * 4 * 32 * (100 + 100));
+  model::ContiguousKvCache cache(params, 100);
   EXPECT_EQ(cache.capacity(0), 100);
   EXPECT_EQ(cache.capacity(1), 100);
 }
@@ -38,7 +38,7 @@ TEST(MemoryPlanTest, ContextIsCappedByTheModelMaximum) {
   EXPECT_THROW(model::PlanMemory(folder, 0), InvalidArgument);
   model::MemoryPlan plan = model::PlanMemory(folder, 64);
   EXPECT_GE(plan.weights, folder.weight_bytes);
-  EXPECT_EQ(plan.kv_cache, model::KvCache::BytesFor(params, 64));
+  EXPECT_EQ(plan.kv_cache, model::ContiguousKvCache::BytesFor(params, 64));
 }
 
 TEST(MemoryPlanTest, RefusesWhatDoesNotFitWithAnExplanation) {

@@ -123,7 +123,7 @@ std::vector<float> EngineLogits(const std::string& dir, const std::vector<int32_
   const int64_t vocab = engine->params().vocab_size;
   const int64_t count = static_cast<int64_t>(tokens.size());
   std::vector<float> logits(static_cast<size_t>(count * vocab));
-  model::KvCache cache = engine->NewCache();
+  model::ContiguousKvCache cache = engine->NewCache();
   for (int64_t start = 0; start < count; start += step) {
     int64_t n = std::min(step, count - start);
     engine->Forward(std::span<const int32_t>(tokens).subspan(start, n), cache,

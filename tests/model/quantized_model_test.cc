@@ -24,7 +24,7 @@ namespace {
 std::vector<float> Logits(model::Transformer& engine, const std::vector<int32_t>& tokens, int64_t step) {
   const int64_t vocab = engine.params().vocab_size;
   std::vector<float> logits(tokens.size() * vocab);
-  model::KvCache cache = engine.NewCache();
+  model::ContiguousKvCache cache = engine.NewCache();
   for (size_t start = 0; start < tokens.size(); start += step) {
     const size_t count = std::min<size_t>(step, tokens.size() - start);
     engine.Forward(std::span<const int32_t>(tokens).subspan(start, count), cache,

@@ -34,7 +34,7 @@ std::vector<float> RunFromStart(ComputeContext& pool, const AttentionShape& shap
                                 const std::vector<float>& q, const std::vector<float>& k,
                                 const std::vector<float>& v, int64_t tokens) {
   std::vector<float> out(static_cast<size_t>(tokens * shape.n_heads * shape.head_dim), kNaN);
-  KvRing empty;
+  KvView empty;
   CausalAttention(pool, shape, q.data(), k.data(), v.data(), 0, tokens, empty, out.data());
   return out;
 }
@@ -298,7 +298,7 @@ TEST(CausalAttentionTest, EarlierKeysComeFromTheRingSlot) {
     std::copy_n(k.begin() + j * kv_row, kv_row, ring_k.begin() + (j % capacity) * kv_row);
     std::copy_n(v.begin() + j * kv_row, kv_row, ring_v.begin() + (j % capacity) * kv_row);
   }
-  KvRing ring;
+  KvView ring;
   ring.k = ring_k.data();
   ring.v = ring_v.data();
   ring.capacity = capacity;
@@ -322,7 +322,7 @@ std::vector<float> RunWithRing(ComputeContext& pool, const AttentionShape& shape
     std::copy_n(k.begin() + j * kv_row, kv_row, ring_k.begin() + (j % capacity) * kv_row);
     std::copy_n(v.begin() + j * kv_row, kv_row, ring_v.begin() + (j % capacity) * kv_row);
   }
-  KvRing ring;
+  KvView ring;
   ring.k = ring_k.data();
   ring.v = ring_v.data();
   ring.capacity = capacity;
