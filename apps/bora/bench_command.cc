@@ -8,16 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "base/cpu_features.h"
 #include "base/error.h"
 #include "bench_concurrent.h"
-#include "kv_flags.h"
 #include "commands.h"
 #include "kernels/activation.h"
+#include "kv_flags.h"
 #include "model/transformer.h"
 #include "ops/machine_probe.h"
 
@@ -39,6 +38,7 @@ struct BenchFlags {
   bool mmap = false;
   std::vector<int> concurrent;  // --concurrent 1,4,8: engine throughput instead of pp/tg
   KvFlags kv;                   // KV cache of the --concurrent engine
+  int64_t shared_prefix = 0;
 };
 
 struct Stats {
@@ -65,7 +65,8 @@ void EmitJson(const nlohmann::ordered_json& line) { std::printf("%s\n", line.dum
 
 int RunBench(const BenchFlags& flags) {
   std::string dir = flags.model_dir;
-  if (fs::is_regular_file(dir)) dir = fs::path(dir).parent_path().string();  // a weights file: its folder
+  if (fs::is_regular_file(dir))
+    dir = fs::path(dir).parent_path().string();  // a weights file: its folder
   model::LoadOptions options;
   options.context = flags.prompt_tokens + flags.generate_tokens;
   options.threads = flags.threads;
@@ -73,7 +74,8 @@ int RunBench(const BenchFlags& flags) {
   if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
   auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<model::Transformer> model = model::LoadModel(dir, options);
-  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (model->context_length() < options.context) {
     throw InvalidArgument("the model's maximum context " + std::to_string(model->context_length()) +
                           " is shorter than -p + -n");
@@ -86,11 +88,12 @@ int RunBench(const BenchFlags& flags) {
     config.repetitions = flags.repetitions;
     config.json = flags.json;
     ApplyKvFlags(flags.kv, config.engine);
+    config.shared_prefix = flags.shared_prefix;
     if (!flags.json) {
-      std::printf("model   %s (%s, loaded in %.2f s), %d threads, -p %lld -n %lld, median of %d\n", dir.c_str(),
-                  model::WeightDTypeName(model->compute_dtype()).c_str(), load_seconds, model->num_threads(),
-                  static_cast<long long>(flags.prompt_tokens), static_cast<long long>(flags.generate_tokens),
-                  flags.repetitions);
+      std::printf("model   %s (%s, loaded in %.2f s), %d threads, -p %lld -n %lld, median of %d\n",
+                  dir.c_str(), model::WeightDTypeName(model->compute_dtype()).c_str(), load_seconds,
+                  model->num_threads(), static_cast<long long>(flags.prompt_tokens),
+                  static_cast<long long>(flags.generate_tokens), flags.repetitions);
     }
     return RunConcurrentBench(*model, config);
   }
@@ -102,16 +105,23 @@ int RunBench(const BenchFlags& flags) {
   // Decode streams every matrix but the embedding table (one row per token) once per token,
   // plus the KV cache rows it attends to (f32 keys and values).
   const double weight_bytes_per_token = static_cast<double>(model->streamed_weight_bytes());
-  const double kv_row_bytes = 2.0 * 4.0 * static_cast<double>(p.n_kv_heads * p.head_dim * p.n_layers);
-  const double mean_context = static_cast<double>(flags.prompt_tokens) + 0.5 * static_cast<double>(flags.generate_tokens);
+  const double kv_row_bytes =
+      2.0 * 4.0 * static_cast<double>(p.n_kv_heads * p.head_dim * p.n_layers);
+  const double mean_context =
+      static_cast<double>(flags.prompt_tokens) + 0.5 * static_cast<double>(flags.generate_tokens);
   const double bytes_per_token = weight_bytes_per_token + kv_row_bytes * mean_context;
   if (flags.json) {
-    EmitJson({{"event", "loaded"}, {"model", dir}, {"dtype", dtype_name}, {"isa", std::string(IsaName(model->isa()))},
-              {"cpu", cpu_line}, {"threads", model->num_threads()}, {"load_seconds", load_seconds},
+    EmitJson({{"event", "loaded"},
+              {"model", dir},
+              {"dtype", dtype_name},
+              {"isa", std::string(IsaName(model->isa()))},
+              {"cpu", cpu_line},
+              {"threads", model->num_threads()},
+              {"load_seconds", load_seconds},
               {"model_bytes", model_bytes}});
   } else {
-    std::printf("model   %s (%s, %.2f GiB of weights, loaded in %.2f s)\n", dir.c_str(), dtype_name.c_str(),
-                static_cast<double>(model_bytes) / (1 << 30), load_seconds);
+    std::printf("model   %s (%s, %.2f GiB of weights, loaded in %.2f s)\n", dir.c_str(),
+                dtype_name.c_str(), static_cast<double>(model_bytes) / (1 << 30), load_seconds);
     std::printf("cpu     %s, %d threads\n", cpu_line.c_str(), model->num_threads());
   }
 
@@ -134,10 +144,14 @@ int RunBench(const BenchFlags& flags) {
     }
     auto done = std::chrono::steady_clock::now();
     if (rep < 0) continue;
-    prefill_rates.push_back(flags.prompt_tokens / std::chrono::duration<double>(prefilled - start).count());
-    decode_rates.push_back(flags.generate_tokens / std::chrono::duration<double>(done - prefilled).count());
+    prefill_rates.push_back(flags.prompt_tokens /
+                            std::chrono::duration<double>(prefilled - start).count());
+    decode_rates.push_back(flags.generate_tokens /
+                           std::chrono::duration<double>(done - prefilled).count());
     if (flags.json) {
-      EmitJson({{"event", "repetition"}, {"index", rep}, {"pp_tok_s", prefill_rates.back()},
+      EmitJson({{"event", "repetition"},
+                {"index", rep},
+                {"pp_tok_s", prefill_rates.back()},
                 {"tg_tok_s", decode_rates.back()}});
     }
   }
@@ -147,7 +161,10 @@ int RunBench(const BenchFlags& flags) {
   if (flags.stream) {
     stream_gb_s = ops::MeasureReadBandwidth(model->compute());
     if (flags.json) {
-      EmitJson({{"event", "stream"}, {"stream_gb_s", stream_gb_s}, {"bytes", size_t{2} << 30}, {"passes", 10}});
+      EmitJson({{"event", "stream"},
+                {"stream_gb_s", stream_gb_s},
+                {"bytes", size_t{2} << 30},
+                {"passes", 10}});
     } else {
       std::printf("stream  read bandwidth %.1f GB/s (2 GiB, best of 10, %d threads)\n", stream_gb_s,
                   model->num_threads());
@@ -195,20 +212,25 @@ int RunBench(const BenchFlags& flags) {
       result["tg_bandwidth_fraction"] = tg_bandwidth / stream_gb_s;
     }
     for (const auto& peak : peaks) {
-      if (peak.name == "avx512 int8 vnni") result["pp_fraction_of_vnni_peak"] = pp_ops / peak.ops_per_second;
+      if (peak.name == "avx512 int8 vnni")
+        result["pp_fraction_of_vnni_peak"] = pp_ops / peak.ops_per_second;
     }
     EmitJson(result);
   } else {
     std::printf("pp%-5lld %10.2f tok/s  (median of %d, min %.2f, max %.2f; %.1f GOP/s)\n",
-                static_cast<long long>(flags.prompt_tokens), pp.median, flags.repetitions, pp.min, pp.max, pp_ops / 1e9);
-    std::printf("tg%-5lld %10.2f tok/s  (median of %d, min %.2f, max %.2f)\n", static_cast<long long>(flags.generate_tokens),
-                tg.median, flags.repetitions, tg.min, tg.max);
+                static_cast<long long>(flags.prompt_tokens), pp.median, flags.repetitions, pp.min,
+                pp.max, pp_ops / 1e9);
+    std::printf("tg%-5lld %10.2f tok/s  (median of %d, min %.2f, max %.2f)\n",
+                static_cast<long long>(flags.generate_tokens), tg.median, flags.repetitions, tg.min,
+                tg.max);
     std::printf("decode  %.1f MB/token -> %.1f GB/s", bytes_per_token / 1e6, tg_bandwidth);
-    if (flags.stream) std::printf(" = %.0f %% of the read bandwidth", 100.0 * tg_bandwidth / stream_gb_s);
+    if (flags.stream)
+      std::printf(" = %.0f %% of the read bandwidth", 100.0 * tg_bandwidth / stream_gb_s);
     std::printf("\n");
     for (const auto& peak : peaks) {
       if (peak.name == "avx512 int8 vnni") {
-        std::printf("prefill %.0f %% of the %s peak\n", 100.0 * pp_ops / peak.ops_per_second, peak.name.c_str());
+        std::printf("prefill %.0f %% of the %s peak\n", 100.0 * pp_ops / peak.ops_per_second,
+                    peak.name.c_str());
       }
     }
     std::printf("memory  peak RSS %.2f GiB\n", peak_rss / (1 << 30));
@@ -222,31 +244,46 @@ Command RegisterBench(CLI::App& app) {
   auto flags = std::make_shared<BenchFlags>();
   CLI::App* sub = app.add_subcommand(
       "bench",
-      "Measure prompt processing (pp) and generation (tg) speed on a model folder, llama-bench style:\n"
+      "Measure prompt processing (pp) and generation (tg) speed on a model folder, llama-bench "
+      "style:\n"
       "median and spread over repetitions, model size, decode bytes per token and bandwidth.\n"
       "BORA_ISA=scalar|avx2|avx512|amx forces the kernels' instruction set.");
-  sub->add_option("--model", flags->model_dir, "Model folder (or a weights file inside one)")->required();
-  sub->add_option("--dtype", flags->dtype, "Convert the weights at load: f32, bf16, q8 or q4 (default: as stored)")
+  sub->add_option("--model", flags->model_dir, "Model folder (or a weights file inside one)")
+      ->required();
+  sub->add_option("--dtype", flags->dtype,
+                  "Convert the weights at load: f32, bf16, q8 or q4 (default: as stored)")
       ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
-  sub->add_option("-p,--prompt-tokens", flags->prompt_tokens, "Prompt length of the prefill measurement")
+  sub->add_option("-p,--prompt-tokens", flags->prompt_tokens,
+                  "Prompt length of the prefill measurement")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   sub->add_option("-n,--gen-tokens", flags->generate_tokens, "Tokens decoded one at a time")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
-  sub->add_option("-r,--repetitions", flags->repetitions, "Timed repetitions")->check(CLI::Range(1, 1000))->capture_default_str();
-  sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
-  sub->add_flag("--stream", flags->stream, "Also measure the read bandwidth (2 GiB read-only reduction, best of 10)");
-  sub->add_flag("--peak", flags->peak, "Also measure the compute peak of every usable instruction set");
-  sub->add_flag("--mmap", flags->mmap,
-                "Compute straight from the mapped file instead of a resident huge-page copy (faster start, "
-                "slower decode)");
+  sub->add_option("-r,--repetitions", flags->repetitions, "Timed repetitions")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")
+      ->check(CLI::Range(0, 1024));
+  sub->add_flag("--stream", flags->stream,
+                "Also measure the read bandwidth (2 GiB read-only reduction, best of 10)");
+  sub->add_flag("--peak", flags->peak,
+                "Also measure the compute peak of every usable instruction set");
+  sub->add_flag(
+      "--mmap", flags->mmap,
+      "Compute straight from the mapped file instead of a resident huge-page copy (faster start, "
+      "slower decode)");
   sub->add_option("--concurrent", flags->concurrent,
-                  "Concurrency levels, e.g. 1,4,8: sequences through the serving engine at once; reports the "
+                  "Concurrency levels, e.g. 1,4,8: sequences through the serving engine at once; "
+                  "reports the "
                   "aggregate decode rate while all decode and the median time to first token")
       ->delimiter(',')
       ->check(CLI::Range(1, 256));
   AddKvFlags(sub, &flags->kv);
+  sub->add_option("--shared-prefix", flags->shared_prefix,
+                  "With --concurrent: every prompt starts with the same N tokens, run once before "
+                  "(prefix cache)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
 
@@ -31,24 +30,45 @@ struct RunResult {
   double aggregate_tg_tok_s = 0;
   double ttft_ms_p50 = 0;
   double wall_seconds = 0;
+  int64_t prefix_hit_tokens = 0;
 };
 
 // All `concurrent` requests submitted at once. The aggregate decode rate counts the tokens that
 // arrive while every sequence is decoding (from the last first token to the first finish).
-RunResult RunOnce(model::Transformer& model, int concurrent, const ConcurrentBenchConfig& config, uint32_t salt) {
+RunResult RunOnce(model::Transformer& model, int concurrent, const ConcurrentBenchConfig& config,
+                  uint32_t salt) {
   runtime::EngineOptions options = config.engine;
   options.max_sequences = concurrent;
   options.max_queued = concurrent;
   options.prefill_budget = 512;
   runtime::Engine engine(model, nullptr, options);
   std::mt19937 random(1234 + salt);
+  const int64_t vocab = model.params().vocab_size;
+  // --shared-prefix N: every prompt starts with the same N tokens (an agent's system prompt and
+  // tools), which one earlier request has already run through this engine.
+  std::vector<int32_t> prefix;
+  for (int64_t t = 0; t < std::min(config.shared_prefix, config.prompt_tokens); ++t) {
+    prefix.push_back(static_cast<int32_t>(random() % vocab));
+  }
+  if (!prefix.empty()) {
+    runtime::GenerationRequest warm;
+    warm.prompt = prefix;
+    warm.prompt.push_back(static_cast<int32_t>(random() % vocab));
+    warm.max_tokens = 1;
+    warm.sampling.temperature = 0.0f;
+    auto stream = engine.Submit(std::move(warm));
+    runtime::Event event;
+    while (stream->Next(event) && event.kind != runtime::Event::Kind::kDone) {
+    }
+  }
   std::vector<Timeline> timelines(concurrent);
   std::vector<std::shared_ptr<runtime::RequestStream>> streams;
   const auto start = Clock::now();
   for (int i = 0; i < concurrent; ++i) {
     runtime::GenerationRequest request;
-    for (int64_t t = 0; t < config.prompt_tokens; ++t) {
-      request.prompt.push_back(static_cast<int32_t>(random() % model.params().vocab_size));
+    request.prompt = prefix;
+    while (static_cast<int64_t>(request.prompt.size()) < config.prompt_tokens) {
+      request.prompt.push_back(static_cast<int32_t>(random() % vocab));
     }
     request.max_tokens = config.generate_tokens;
     request.sampling.temperature = 0.0f;
@@ -74,14 +94,17 @@ RunResult RunOnce(model::Transformer& model, int concurrent, const ConcurrentBen
     if (t.tokens.empty()) continue;
     all_decoding = std::max(all_decoding, t.tokens.front());
     first_finish = std::min(first_finish, t.tokens.back());
-    ttft_ms.push_back(std::chrono::duration<double, std::milli>(t.tokens.front() - t.submitted).count());
+    ttft_ms.push_back(
+        std::chrono::duration<double, std::milli>(t.tokens.front() - t.submitted).count());
   }
   RunResult result;
+  result.prefix_hit_tokens = engine.counters().prefix_hit_tokens;
   result.wall_seconds = std::chrono::duration<double>(end - start).count();
   result.ttft_ms_p50 = ttft_ms.empty() ? 0 : Median(ttft_ms);
   int64_t in_window = 0;
   for (const Timeline& t : timelines) {
-    for (const auto& arrival : t.tokens) in_window += arrival > all_decoding && arrival <= first_finish;
+    for (const auto& arrival : t.tokens)
+      in_window += arrival > all_decoding && arrival <= first_finish;
   }
   const double window = std::chrono::duration<double>(first_finish - all_decoding).count();
   if (in_window > 0 && window > 0) {
@@ -100,24 +123,37 @@ int RunConcurrentBench(model::Transformer& model, const ConcurrentBenchConfig& c
   double single = 0;
   for (int concurrent : config.concurrency) {
     std::vector<double> rates, ttfts, walls;
+    int64_t prefix_hits = 0;
     for (int rep = 0; rep < config.repetitions; ++rep) {
       const RunResult r = RunOnce(model, concurrent, config, static_cast<uint32_t>(rep));
       rates.push_back(r.aggregate_tg_tok_s);
       ttfts.push_back(r.ttft_ms_p50);
       walls.push_back(r.wall_seconds);
+      prefix_hits = r.prefix_hit_tokens;
     }
     const double rate = Median(rates), ttft = Median(ttfts);
     if (concurrent == 1) single = rate;
     if (config.json) {
-      nlohmann::ordered_json line = {{"concurrent", concurrent},         {"aggregate_tg_tok_s", rate},
-                                     {"ttft_ms_p50", ttft},              {"per_sequence_tg_tok_s", rate / concurrent},
-                                     {"n_prompt", config.prompt_tokens}, {"n_gen", config.generate_tokens},
-                                     {"repetitions", config.repetitions}, {"wall_seconds", Median(walls)}};
+      nlohmann::ordered_json line = {{"concurrent", concurrent},
+                                     {"aggregate_tg_tok_s", rate},
+                                     {"ttft_ms_p50", ttft},
+                                     {"per_sequence_tg_tok_s", rate / concurrent},
+                                     {"n_prompt", config.prompt_tokens},
+                                     {"n_gen", config.generate_tokens},
+                                     {"repetitions", config.repetitions},
+                                     {"wall_seconds", Median(walls)}};
       if (single > 0) line["speedup_vs_1"] = rate / single;
+      line["kv_dtype"] = ops::KvDTypeName(config.engine.kv_dtype);
+      if (config.shared_prefix > 0) {
+        line["shared_prefix"] = config.shared_prefix;
+        line["prefix_cache"] = config.engine.prefix_cache;
+        line["prefix_hit_tokens"] =
+            prefix_hits;  // of the last repetition, warm-up request included
+      }
       std::printf("%s\n", line.dump().c_str());
     } else {
-      std::printf("concurrent %-3d aggregate tg %8.2f tok/s (%.2f per sequence)  ttft p50 %8.1f ms", concurrent,
-                  rate, rate / concurrent, ttft);
+      std::printf("concurrent %-3d aggregate tg %8.2f tok/s (%.2f per sequence)  ttft p50 %8.1f ms",
+                  concurrent, rate, rate / concurrent, ttft);
       if (single > 0 && concurrent != 1) std::printf("  %.2fx the single sequence", rate / single);
       std::printf("\n");
     }

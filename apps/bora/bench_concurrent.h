@@ -16,6 +16,7 @@ struct ConcurrentBenchConfig {
   int64_t generate_tokens = 128;
   int repetitions = 1;
   bool json = false;
+  int64_t shared_prefix = 0;      // leading prompt tokens every request shares (run once before)
   runtime::EngineOptions engine;  // KV options; sequences and queue set per level
 };
 
