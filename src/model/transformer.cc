@@ -98,7 +98,10 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
                               std::to_string(p.vocab_size) + ")");
       }
     }
-    const int64_t rows_out = item.all_positions ? count : 1;
+    const int64_t rows_out = !item.hidden.empty() ? 0 : item.all_positions ? count : 1;
+    if (!item.hidden.empty() && item.hidden.size() < static_cast<size_t>(count * p.dim)) {
+      throw InvalidArgument("hidden-state buffer too small");
+    }
     if (item.logits.size() < static_cast<size_t>(rows_out * p.vocab_size)) {
       throw InvalidArgument("logits buffer too small");
     }
@@ -129,12 +132,19 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
   int64_t first = 0, out_row = 0;
   for (const BatchItem& item : items) {
     const int64_t count = static_cast<int64_t>(item.tokens.size());
+    if (!item.hidden.empty()) {  // embeddings: every position's normed state, no logits
+      ops::RmsNormRows(*ctx_, a.residual.data() + first * p.dim, weights_.norm.data(), item.hidden.data(), count,
+                       p.dim, eps);
+      first += count;
+      continue;
+    }
     const int64_t rows_out = item.all_positions ? count : 1;
     ops::RmsNormRows(*ctx_, a.residual.data() + (first + count - rows_out) * p.dim, weights_.norm.data(),
                      a.normed.data() + out_row * p.dim, rows_out, p.dim, eps);
     first += count;
     out_row += rows_out;
   }
+  if (output_rows == 0) return;
   if (items.size() == 1) {
     ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, items[0].logits.data());
     return;
@@ -144,6 +154,7 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
   ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, batch_logits_.data());
   out_row = 0;
   for (const BatchItem& item : items) {
+    if (!item.hidden.empty()) continue;
     const int64_t rows_out = item.all_positions ? static_cast<int64_t>(item.tokens.size()) : 1;
     std::copy_n(batch_logits_.data() + out_row * p.vocab_size, rows_out * p.vocab_size, item.logits.data());
     out_row += rows_out;

@@ -36,6 +36,9 @@ struct BatchItem {
   KvCache* cache = nullptr;
   std::span<float> logits;
   bool all_positions = false;
+  // When set: the final-normed hidden states [tokens, dim] of every position go here instead of
+  // logits (embeddings); `logits` is then unused.
+  std::span<float> hidden;
 };
 
 class Transformer {

@@ -4,6 +4,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "base/error.h"
@@ -54,9 +55,15 @@ struct Engine::Sequence {
   Sequence* fork_source = nullptr;         // choices 1..n-1: wait for choice 0's prefill
   std::vector<Sequence*> waiting_choices;  // choice 0: those waiting for it
   int64_t generated = 0;
+  int64_t cached_tokens = 0;              // prompt tokens found in the prefix cache at admission
   int64_t step_tokens = 0;  // tokens in the current step
   bool preempted = false;   // KV dropped; rerun everything when blocks free up
   bool finished = false;
+};
+
+struct Engine::EmbedJob {
+  std::vector<std::vector<int32_t>> inputs;
+  std::promise<std::vector<std::vector<float>>> result;
 };
 
 namespace {
@@ -163,6 +170,63 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   return stream;
 }
 
+std::vector<std::vector<float>> Engine::Embed(std::vector<std::vector<int32_t>> inputs) {
+  const int64_t vocab = model_.params().vocab_size;
+  for (const auto& input : inputs) {
+    if (input.empty()) throw InvalidArgument("an embedding input is empty");
+    if (static_cast<int64_t>(input.size()) > model_.context_length()) {
+      throw InvalidArgument("an embedding input has " + std::to_string(input.size()) +
+                            " tokens, more than the context of " + std::to_string(model_.context_length()));
+    }
+    for (int32_t id : input) {
+      if (id < 0 || id >= vocab) throw InvalidArgument("token " + std::to_string(id) + " is outside the vocabulary");
+    }
+  }
+  auto job = std::make_shared<EmbedJob>();
+  job->inputs = std::move(inputs);
+  std::future<std::vector<std::vector<float>>> result = job->result.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) throw ResourceExhausted("the engine is shutting down");
+    embed_jobs_.push_back(job);
+  }
+  wake_.notify_all();
+  return result.get();
+}
+
+void Engine::RunEmbedJob(EmbedJob& job) {
+  const formats::ModelParams& p = model_.params();
+  std::vector<std::vector<float>> vectors;
+  std::vector<float> hidden;
+  for (const std::vector<int32_t>& input : job.inputs) {
+    model::PagedKvCache cache(*pool_, p, model_.context_length());
+    const int64_t count = static_cast<int64_t>(input.size());
+    if (cache.BlocksNeeded(count) > pool_->available_blocks()) {
+      throw ResourceExhausted("the KV cache is busy with running requests; retry the embedding later");
+    }
+    hidden.resize(static_cast<size_t>(count * p.dim));
+    model::BatchItem item;
+    item.tokens = input;
+    item.cache = &cache;
+    item.hidden = hidden;
+    model_.ForwardBatch(std::span<const model::BatchItem>(&item, 1));
+    std::vector<double> sum(static_cast<size_t>(p.dim), 0.0);
+    for (int64_t t = 0; t < count; ++t) {
+      for (int64_t i = 0; i < p.dim; ++i) sum[i] += hidden[t * p.dim + i];
+    }
+    double norm = 0.0;
+    for (double& value : sum) {
+      value /= static_cast<double>(count);
+      norm += value * value;
+    }
+    norm = std::sqrt(norm);
+    std::vector<float> vector(static_cast<size_t>(p.dim));
+    for (int64_t i = 0; i < p.dim; ++i) vector[i] = static_cast<float>(norm > 0 ? sum[i] / norm : 0.0);
+    vectors.push_back(std::move(vector));
+  }
+  job.result.set_value(std::move(vectors));
+}
+
 EngineCounters Engine::counters() {
   std::lock_guard<std::mutex> lock(mutex_);
   return counters_;
@@ -197,6 +261,7 @@ void Engine::Admit(Pending pending, Running& running) {
     }
     if (options_.prefix_cache) {
       const int64_t reused = first.cache.AttachPrefix(first.tokens);
+      first.cached_tokens = reused;
       std::lock_guard<std::mutex> lock(mutex_);
       counters_.prefix_hit_tokens += reused;
     }
@@ -220,8 +285,22 @@ void Engine::Loop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty() || !embed_jobs_.empty(); });
       if (stopping_) break;
+    }
+    while (true) {  // embeddings run between steps, on this thread like everything touching the model
+      std::shared_ptr<EmbedJob> job;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (embed_jobs_.empty()) break;
+        job = std::move(embed_jobs_.front());
+        embed_jobs_.pop_front();
+      }
+      try {
+        RunEmbedJob(*job);
+      } catch (...) {
+        job->result.set_exception(std::current_exception());
+      }
     }
     while (true) {
       Pending pending;
@@ -257,6 +336,10 @@ void Engine::Loop() {
     }
   }
   queue_.clear();
+  for (auto& job : embed_jobs_) {
+    job->result.set_exception(std::make_exception_ptr(ResourceExhausted("the engine is shutting down")));
+  }
+  embed_jobs_.clear();
 }
 
 void Engine::PublishCounters(const Running& running) {
@@ -276,6 +359,7 @@ void Engine::Finish(Sequence& sequence, FinishReason reason, const std::string& 
   done.error = error;
   done.usage.prompt_tokens = static_cast<int64_t>(sequence.request->prompt.size());
   done.usage.completion_tokens = sequence.generated;
+  done.usage.cached_tokens = sequence.cached_tokens;
   if (sequence.detokenizer && !sequence.stops.stopped() && reason != FinishReason::kError) {
     done.text = sequence.stops.Push(sequence.detokenizer->Finish()).text + sequence.stops.Flush();
   }

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -64,6 +65,12 @@ class Engine {
   // without a tokenizer, n outside 1..max_sequences) or ResourceExhausted (queue full).
   std::shared_ptr<RequestStream> Submit(GenerationRequest request);
 
+  // Mean-pooled, L2-normalised final hidden states [dim] of each input (token ids as the caller
+  // built them), run on the engine thread between steps; blocks until done. Throws
+  // InvalidArgument (an empty input, ids outside the vocabulary, longer than the context) or
+  // ResourceExhausted (the KV pool cannot hold an input right now, the engine is stopping).
+  std::vector<std::vector<float>> Embed(std::vector<std::vector<int32_t>> inputs);
+
   EngineCounters counters();
   const EngineOptions& options() const { return options_; }
 
@@ -84,6 +91,8 @@ class Engine {
   void SampleNext(Sequence& sequence);
   void Finish(Sequence& sequence, FinishReason reason, const std::string& error = "");
   void PublishCounters(const Running& running);
+  struct EmbedJob;
+  void RunEmbedJob(EmbedJob& job);
 
   model::Transformer& model_;
   const tokenizer::Tokenizer* tokenizer_;
@@ -95,6 +104,7 @@ class Engine {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
+  std::deque<std::shared_ptr<EmbedJob>> embed_jobs_;
   bool stopping_ = false;
   EngineCounters counters_;
   std::thread thread_;

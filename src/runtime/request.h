@@ -36,6 +36,7 @@ const char* FinishReasonName(FinishReason reason);
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
 };
 
 struct Event {

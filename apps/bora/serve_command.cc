@@ -1,0 +1,163 @@
+// `bora serve --model [NAME=]DIR ...`: the Mistral and OpenAI HTTP APIs over the serving engine,
+// on loopback by default, until SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "base/error.h"
+#include "commands.h"
+#include "kv_flags.h"
+#include "model/weights.h"
+#include "server/http_server.h"
+
+namespace bora::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ServeFlags {
+  std::vector<std::string> models;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  int parallel = 8;
+  int max_queue = 0;  // 0: 4x parallel
+  int64_t context = 4096;
+  std::string dtype;
+  int threads = 0;
+  KvFlags kv;
+  std::string max_body = "8M";
+  int request_timeout = 30;
+  std::vector<std::string> cors;
+  bool insecure_no_auth = false;
+};
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+int RunServe(const ServeFlags& flags) {
+  server::ServerOptions options;
+  options.host = flags.host;
+  options.port = flags.port;
+  options.api_keys = flags.api_keys;
+  if (!flags.api_key_file.empty()) {
+    std::ifstream in(flags.api_key_file);
+    if (!in) throw IoError(flags.api_key_file + ": cannot read the API key file");
+    for (std::string line; std::getline(in, line);) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (!line.empty() && line[0] != '#') options.api_keys.push_back(line);
+    }
+  }
+  if (!IsLoopback(flags.host) && options.api_keys.empty() && !flags.insecure_no_auth) {
+    throw InvalidArgument("--host " + flags.host +
+                          " exposes the server beyond this machine without an API key; "
+                          "give --api-key/--api-key-file, or --insecure-no-auth to do it anyway");
+  }
+  options.max_body_bytes = ParseByteSize(flags.max_body);
+  options.read_timeout_seconds = flags.request_timeout;
+  options.cors_origins = flags.cors;
+
+  model::LoadOptions load;
+  load.context = flags.context;
+  load.threads = flags.threads;
+  if (!flags.dtype.empty()) load.dtype = model::ParseWeightDType(flags.dtype);
+  runtime::EngineOptions engine;
+  engine.max_sequences = flags.parallel;
+  engine.max_queued = flags.max_queue > 0 ? flags.max_queue : 4 * flags.parallel;
+  ApplyKvFlags(flags.kv, engine);
+
+  std::vector<std::unique_ptr<server::ServedModel>> models;
+  for (const std::string& spec : flags.models) {
+    const size_t equals = spec.find('=');
+    std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    const std::string id =
+        equals == std::string::npos ? fs::path(dir).filename().string() : spec.substr(0, equals);
+    if (id.empty()) throw InvalidArgument("--model " + spec + ": empty model name");
+    for (const auto& loaded : models) {
+      if (loaded->id() == id)
+        throw InvalidArgument("two models are named " + id + "; use --model NAME=DIR");
+    }
+    std::fprintf(stderr, "bora serve: loading %s from %s\n", id.c_str(), dir.c_str());
+    models.push_back(server::ServedModel::Load(id, dir, load, engine));
+  }
+
+  // Signals go to one waiting thread (not an async handler), which stops the server cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a write to a closed socket must never end the process
+
+  server::HttpServer http(std::move(models), options);
+  const int port = http.Bind();
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::fprintf(stderr, "bora serve: stopping (signal %d)\n", signal);
+    http.Stop();
+  });
+  std::fprintf(stderr, "bora serve: listening on http://%s:%d (web chat at /, API under /v1)\n",
+               options.host.c_str(), port);
+  std::fflush(stderr);
+  http.Serve();
+  pthread_kill(waiter.native_handle(), SIGTERM);  // if the server stopped on its own
+  waiter.join();
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterServe(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "serve",
+      "Serve models over HTTP: the Mistral API and the OpenAI API (chat, FIM, completions,\n"
+      "embeddings, models) for the official SDKs, /health, /metrics and a web chat page at /.\n"
+      "A request without temperature gets the folder's generation_config.json value, else 0.7.\n"
+      "Example: bora serve --model small=models/mistral-small --port 8080 --api-key secret");
+  sub->add_option("--model", flags->models,
+                  "[NAME=]DIR, repeatable; the id is NAME or the folder's name")
+      ->required();
+  sub->add_option("--host", flags->host, "Address to bind (non-loopback needs an API key)")
+      ->capture_default_str();
+  sub->add_option("--port", flags->port, "Port (0: any free port, printed)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  sub->add_option("--api-key", flags->api_keys,
+                  "Accepted bearer key, repeatable (default: no auth)");
+  sub->add_option("--api-key-file", flags->api_key_file, "File with one accepted key per line");
+  sub->add_flag("--insecure-no-auth", flags->insecure_no_auth,
+                "Allow a non-loopback --host without keys");
+  sub->add_option("--parallel", flags->parallel, "Sequences decoded together per model")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  sub->add_option("--max-queue", flags->max_queue,
+                  "Requests waiting beyond that get 429 (default 4x --parallel)")
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--ctx", flags->context, "Context length per sequence (capped by the model)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->capture_default_str();
+  sub->add_option("--dtype", flags->dtype,
+                  "Convert weights at load: f32, bf16, q8 or q4 (default: as stored)")
+      ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
+  sub->add_option("-t,--threads", flags->threads, "Compute threads (default: all CPUs available)")
+      ->check(CLI::Range(0, 1024));
+  AddKvFlags(sub, &flags->kv);
+  sub->add_option("--max-body", flags->max_body, "Largest request body (413 above)")
+      ->capture_default_str();
+  sub->add_option("--request-timeout", flags->request_timeout,
+                  "Seconds a client may stay silent while sending")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  sub->add_option("--cors", flags->cors, "Allowed browser origin, repeatable (* for any)");
+  return {sub, [flags] { return RunServe(*flags); }};
+}
+
+}  // namespace bora::app

@@ -1,0 +1,81 @@
+// Loading a served model and describing it as a model card.
+#include "server/served_model.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "base/error.h"
+
+namespace bora::server {
+namespace fs = std::filesystem;
+
+std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std::string& dir,
+                                               const model::LoadOptions& load,
+                                               const runtime::EngineOptions& engine) {
+  std::unique_ptr<ServedModel> served(new ServedModel());
+  served->id_ = id;
+  served->dir_ = dir;
+  const std::string tokenizer_file = tokenizer::FindTokenizerFile(dir);
+  if (tokenizer_file.empty()) {
+    throw InvalidArgument(
+        dir +
+        ": no tokenizer file (tekken.json or tokenizer.model*) in the model folder; "
+        "serving needs one to build prompts");
+  }
+  served->tokenizer_ = tokenizer::LoadTokenizer(tokenizer_file);
+  served->model_ = model::LoadModel(dir, load);
+  if (served->tokenizer_.tokenizer->vocab_size() != served->model_->params().vocab_size) {
+    throw FormatError(dir + ": the tokenizer has " +
+                      std::to_string(served->tokenizer_.tokenizer->vocab_size()) +
+                      " ids but the model's vocabulary is " +
+                      std::to_string(served->model_->params().vocab_size));
+  }
+  served->engine_ = std::make_unique<runtime::Engine>(*served->model_,
+                                                      served->tokenizer_.tokenizer.get(), engine);
+
+  std::ifstream config(fs::path(dir) / "generation_config.json");
+  if (config) {
+    try {
+      const Json parsed = Json::parse(config);
+      if (parsed.contains("temperature") && parsed["temperature"].is_number()) {
+        served->default_temperature_ = parsed["temperature"].get<double>();
+      }
+    } catch (const Json::exception&) {
+      throw FormatError(dir + "/generation_config.json: not valid JSON");
+    }
+  }
+  const tokenizer::Tokenizer& tok = *served->tokenizer_.tokenizer;
+  served->supports_fim_ = served->version() != tokenizer::InstructVersion::kV1 &&
+                          tok.FindSpecial("[SUFFIX]") && tok.FindSpecial("[PREFIX]");
+  served->supports_tools_ = tok.FindSpecial("[TOOL_CALLS]").has_value() &&
+                            tok.FindSpecial("[AVAILABLE_TOOLS]").has_value();
+  served->created_ = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  return served;
+}
+
+Json ServedModel::Card() const {
+  Json card;
+  card["id"] = id_;
+  card["object"] = "model";
+  card["created"] = created_;
+  card["owned_by"] = "bora";
+  card["type"] = "base";
+  card["capabilities"] = {{"completion_chat", true},
+                          {"completion_fim", supports_fim_},
+                          {"function_calling", supports_tools_},
+                          {"fine_tuning", false},
+                          {"vision", false},
+                          {"classification", false}};
+  card["name"] = id_;
+  card["description"] = "served by bora from " + fs::path(dir_).filename().string();
+  card["max_context_length"] = model_->context_length();
+  card["aliases"] = Json::array();
+  card["deprecation"] = nullptr;
+  card["default_model_temperature"] = default_temperature_;
+  return card;
+}
+
+}  // namespace bora::server
