@@ -41,6 +41,15 @@ bool IsLoopback(const std::string& host) {
 }
 
 int RunServe(const ServeFlags& flags) {
+  // Signals go to one waiting thread (not an async handler), which stops the server cleanly;
+  // blocked before any thread starts (engines, HTTP workers), so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a write to a closed socket must never end the process
+
   server::ServerOptions options;
   options.host = flags.host;
   options.port = flags.port;
@@ -86,14 +95,6 @@ int RunServe(const ServeFlags& flags) {
     std::fprintf(stderr, "bora serve: loading %s from %s\n", id.c_str(), dir.c_str());
     models.push_back(server::ServedModel::Load(id, dir, load, engine));
   }
-
-  // Signals go to one waiting thread (not an async handler), which stops the server cleanly.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);  // a write to a closed socket must never end the process
 
   server::HttpServer http(std::move(models), options);
   const int port = http.Bind();
