@@ -25,6 +25,7 @@ Command RegisterQuantize(CLI::App& app);
 Command RegisterTokenize(CLI::App& app);
 Command RegisterRender(CLI::App& app);
 Command RegisterServe(CLI::App& app);
+Command RegisterChat(CLI::App& app);
 
 // "1,2,3" or "1 2 3" → ids; throws InvalidArgument for anything else.
 std::vector<int32_t> ParseTokenList(const std::string& text);

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   const bora::app::Command commands[] = {
       bora::app::RegisterCheckGolden(app), bora::app::RegisterGenerate(app),
       bora::app::RegisterMakeModel(app), bora::app::RegisterBench(app), bora::app::RegisterQuantize(app),
-      bora::app::RegisterTokenize(app), bora::app::RegisterRender(app), bora::app::RegisterServe(app)};
+      bora::app::RegisterTokenize(app), bora::app::RegisterRender(app), bora::app::RegisterServe(app),
+      bora::app::RegisterChat(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
