@@ -19,6 +19,20 @@ timed cmake --build --preset release -j "$jobs"
 stage "release tests"
 timed ctest --preset release -j "$jobs" -L 'unit|numerical|e2e'
 
+# The official SDKs (npm, pinned by package-lock.json) and headless Chromium against the real
+# server, release build only.
+shared_dir="${BORA_SHARED:-$(cd .. && pwd)/shared}"
+if [ -d "$shared_dir/tokenizers" ]; then
+  stage "sdk conformance (@mistralai/mistralai, openai)"
+  timed tests/e2e/sdk/run_conformance.sh build/release/apps/bora "$shared_dir"
+  stage "web chat page (headless chromium)"
+  timed tests/e2e/web/run_web_test.sh build/release/apps/bora "$shared_dir"
+elif [ "${CI:-}" = "true" ]; then
+  echo "shared data folder not found at $shared_dir (CI=true makes this an error)"; exit 1
+else
+  echo "skipping the SDK and browser suites: no shared data folder at $shared_dir"
+fi
+
 if [ "$fast" -eq 0 ]; then
   stage "asan-ubsan build"
   timed cmake --preset asan-ubsan >/dev/null
