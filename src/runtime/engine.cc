@@ -22,14 +22,18 @@ struct Engine::Sequence {
   Sequence(std::shared_ptr<RequestStream> stream_in,
            std::shared_ptr<const GenerationRequest> request_in, int choice,
            model::Transformer& model, model::KvBlockPool& pool,
-           const tokenizer::Tokenizer* tokenizer, uint64_t seed, uint64_t arrival_in)
+           const tokenizer::Tokenizer* tokenizer, uint64_t seed, uint64_t arrival_in,
+           std::shared_ptr<const constraint::TokenVocabulary> vocabulary)
       : stream(std::move(stream_in)),
         request(std::move(request_in)),
         index(choice),
         cache(pool, model.params(), model.context_length()),
         logits(static_cast<size_t>(model.params().vocab_size)),
         sampler(request->sampling, model.params().vocab_size, request->prompt, seed,
-                static_cast<uint64_t>(choice), model.compute().kernels()),
+                static_cast<uint64_t>(choice), model.compute().kernels(),
+                request->grammar ? std::make_unique<constraint::Matcher>(request->grammar,
+                                                                         std::move(vocabulary))
+                                 : nullptr),
         stops(request->stop),
         arrival(arrival_in) {
     // Sized once: decode steps append without reallocating.
@@ -155,6 +159,10 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   }
   if (!request.stop.empty() && tokenizer_ == nullptr)
     throw InvalidArgument("stop strings need a tokenizer");
+  if (request.grammar && tokenizer_ == nullptr) {
+    throw InvalidArgument("constrained decoding needs a tokenizer");
+  }
+  if (request.grammar) vocabulary();  // built here, on the caller's thread, not in the engine loop
   auto stream = std::make_shared<RequestStream>();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -227,6 +235,14 @@ void Engine::RunEmbedJob(EmbedJob& job) {
   job.result.set_value(std::move(vectors));
 }
 
+std::shared_ptr<const constraint::TokenVocabulary> Engine::vocabulary() {
+  if (tokenizer_ == nullptr) return nullptr;
+  std::call_once(vocabulary_once_, [this] {
+    vocabulary_ = std::make_shared<constraint::TokenVocabulary>(*tokenizer_);
+  });
+  return vocabulary_;
+}
+
 EngineCounters Engine::counters() {
   std::lock_guard<std::mutex> lock(mutex_);
   return counters_;
@@ -251,7 +267,8 @@ void Engine::Admit(Pending pending, Running& running) {
   try {
     for (int i = 0; i < request->n; ++i) {
       choices.push_back(std::make_unique<Sequence>(pending.stream, request, i, model_, *pool_,
-                                                   tokenizer_, seed, arrival));
+                                                   tokenizer_, seed, arrival,
+                                                   request->grammar ? vocabulary() : nullptr));
     }
     Sequence& first = *choices.front();
     first.waiting_choices.reserve(choices.size());

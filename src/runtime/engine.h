@@ -15,6 +15,7 @@
 
 #include "model/kv_block_pool.h"
 #include "model/transformer.h"
+#include "runtime/constraint/token_vocabulary.h"
 #include "runtime/request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,6 +75,10 @@ class Engine {
   EngineCounters counters();
   const EngineOptions& options() const { return options_; }
 
+  // The tokenizer's vocabulary prepared for token masks (built on first use, then shared);
+  // null without a tokenizer.
+  std::shared_ptr<const constraint::TokenVocabulary> vocabulary();
+
  private:
   struct Sequence;
   struct Pending {
@@ -100,6 +105,8 @@ class Engine {
   SamplerScratch scratch_;
   std::unique_ptr<model::KvBlockPool> pool_;  // touched by the engine thread only
   uint64_t next_arrival_ = 0;
+  std::once_flag vocabulary_once_;
+  std::shared_ptr<const constraint::TokenVocabulary> vocabulary_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

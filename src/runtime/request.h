@@ -7,11 +7,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "runtime/constraint/grammar.h"
 #include "runtime/sampler.h"
 #include "runtime/sampling_params.h"
 
@@ -25,6 +27,10 @@ struct GenerationRequest {
   std::vector<int32_t> stop_token_ids;  // besides the tokenizer's end-of-sequence id
   bool ignore_eos = false;              // benchmarks: keep going past end-of-sequence
   int n = 1;                            // independent choices sharing the prompt (1..kMaxChoices)
+  // Constrained decoding (JSON mode, a JSON Schema, tool calls): every token must keep the
+  // decoded output inside this grammar, and EOS comes only once it is complete. Needs the
+  // engine's tokenizer.
+  std::shared_ptr<const constraint::Grammar> grammar;
 };
 
 // Most choices one request may ask for (OpenAI's limit for `n`).

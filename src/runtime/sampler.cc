@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "base/error.h"
 
@@ -83,12 +84,23 @@ uint64_t RandomSeed() {
 }
 
 SamplerScratch::SamplerScratch(int64_t vocab_size)
-    : values_(static_cast<size_t>(vocab_size)), order_(static_cast<size_t>(vocab_size)) {}
+    : values_(static_cast<size_t>(vocab_size)),
+      order_(static_cast<size_t>(vocab_size)),
+      mask_(constraint::MaskWords(vocab_size)) {}
 
 SequenceSampler::SequenceSampler(const SamplingParams& params, int64_t vocab_size, std::span<const int32_t> prompt,
-                                 uint64_t seed, uint64_t stream, const kernels::KernelSet& kernels)
-    : params_(params), vocab_size_(vocab_size), kernels_(kernels), random_(seed ^ SplitMix64(stream)) {
+                                 uint64_t seed, uint64_t stream, const kernels::KernelSet& kernels,
+                                 std::unique_ptr<constraint::Matcher> constraint)
+    : params_(params),
+      vocab_size_(vocab_size),
+      kernels_(kernels),
+      random_(seed ^ SplitMix64(stream)),
+      constraint_(std::move(constraint)) {
   params_.Validate(vocab_size);
+  if (constraint_ && constraint_->vocab_size() > vocab_size) {
+    throw InvalidArgument("sampler: the constraint's vocabulary (" + std::to_string(constraint_->vocab_size()) +
+                          " tokens) exceeds the model's (" + std::to_string(vocab_size) + ")");
+  }
   // History is kept only when a penalty reads it; reserved in full so Record never allocates.
   const bool counts = params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
   const bool repetition = params_.repetition_penalty != 1.0f;
@@ -121,6 +133,30 @@ void SequenceSampler::ApplyAdjustments(std::span<const float> logits, float* val
   for (int32_t id : output_ids_) {
     values[id] -= params_.frequency_penalty * static_cast<float>(output_counts_[id]) + params_.presence_penalty;
   }
+}
+
+bool SequenceSampler::ApplyConstraint(float* values, std::span<uint64_t> mask) {
+  constraint_->FillMask(mask);
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  bool any = false;
+  const int64_t words = static_cast<int64_t>(mask.size());
+  for (int64_t w = 0; w < words; ++w) {
+    const uint64_t bits = mask[w];
+    const int64_t base = w * 64;
+    const int64_t end = std::min<int64_t>(base + 64, vocab_size_);
+    if (bits == ~uint64_t{0} && end - base == 64) {
+      any = true;
+      continue;
+    }
+    for (int64_t i = base; i < end; ++i) {
+      if (bits >> (i - base) & 1) {
+        any = any || values[i] != kNever;
+      } else {
+        values[i] = kNever;
+      }
+    }
+  }
+  return any;
 }
 
 int32_t SequenceSampler::SampleFromDistribution(float* values, int32_t* order) {
@@ -277,6 +313,14 @@ SampledToken SequenceSampler::Sample(std::span<const float> logits, SamplerScrat
   int32_t* order = scratch.order_.data();
   ApplyAdjustments(logits, values);
   SampledToken token;
+  if (constraint_ && !ApplyConstraint(values, scratch.mask_)) {
+    // Nothing allowed (a grammar dead end, or every allowed token banned by a -inf logit/bias):
+    // end the sequence.
+    token.id = constraint_->vocabulary().eos_id();
+    if (params_.logprobs || params_.top_logprobs > 0) FillLogprobs(logits, token, order);
+    Record(token.id);
+    return token;
+  }
   if (params_.temperature == 0.0f) {
     const MoreLikely more_likely{values};
     int32_t best = 0;
@@ -288,6 +332,7 @@ SampledToken SequenceSampler::Sample(std::span<const float> logits, SamplerScrat
     token.id = SampleFromDistribution(values, order);
   }
   if (params_.logprobs || params_.top_logprobs > 0) FillLogprobs(logits, token, order);
+  if (constraint_) constraint_->Accept(token.id);
   Record(token.id);
   return token;
 }
