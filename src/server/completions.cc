@@ -8,6 +8,8 @@
 #include <regex>
 
 #include "base/error.h"
+#include "runtime/constraint/json_schema.h"
+#include "runtime/constraint/tool_call_grammar.h"
 #include "server/api_error.h"
 #include "tokenizer/chat_request.h"
 #include "tokenizer/instruct_encoder.h"
@@ -92,6 +94,7 @@ void FinishPreparing(PreparedCompletion& p, const Json& body, ServedModel& model
   p.request.max_tokens = ResolveMaxTokens(p.fields, prompt_tokens, model.context_length());
   p.request.stop = p.fields.stop;
   p.request.n = p.fields.n;
+  p.request.grammar = p.grammar;
   (void)body;
 }
 
@@ -159,6 +162,43 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
         "tools", "model " + model.id() + " has no tool-calling tokens in its tokenizer");
   }
   p.parse_tools = chat.tools.has_value();
+
+  // Constrained decoding: tool_choice any/required/named forces well-formed calls; otherwise
+  // response_format json_object / json_schema forces valid JSON.
+  try {
+    if (tool_choice == "any" || tool_choice.rfind("function:", 0) == 0) {
+      std::vector<runtime::constraint::ToolSpec> specs;
+      for (const tokenizer::ToolDefinition& tool : *chat.tools)
+        specs.push_back({tool.name, tool.parameters});
+      runtime::constraint::ToolCallOptions options;
+      if (tool_choice != "any") options.named_tool = tool_choice.substr(9);
+      options.parallel_calls = BoolField(body, "parallel_tool_calls").value_or(true);
+      p.grammar = runtime::constraint::CompileToolCallGrammar(model.tokenizer(), model.version(),
+                                                              specs, options);
+    } else if (const auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
+      if (!it->is_object())
+        throw ApiError::Validation("response_format", "response_format must be an object");
+      const std::string type = StringField(*it, "type").value_or("text");
+      if (type == "json_object") {
+        p.grammar = runtime::constraint::JsonObjectGrammar();
+      } else if (type == "json_schema") {
+        const auto schema = it->find("json_schema");
+        if (schema == it->end() || !schema->is_object() || !schema->contains("schema") ||
+            !(*schema)["schema"].is_object()) {
+          throw ApiError::Validation(
+              "response_format",
+              "response_format json_schema needs json_schema.schema (an object)");
+        }
+        p.grammar = runtime::constraint::CompileJsonSchema((*schema)["schema"]);
+      } else if (type != "text") {
+        throw ApiError::BadField("response_format",
+                                 "response_format type must be text, json_object or json_schema");
+      }
+    }
+  } catch (const InvalidArgument& e) {
+    throw ApiError::BadField(
+        tool_choice == "auto" || tool_choice == "none" ? "response_format" : "tools", e.what());
+  }
 
   tokenizer::InstructEncoder encoder(model.tokenizer(), model.version());
   tokenizer::Tokenized tokens = encoder.EncodeChat(chat, tokenizer::ValidationMode::kServing);

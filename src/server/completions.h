@@ -32,9 +32,10 @@ struct PreparedCompletion {
   runtime::GenerationRequest request;
   bool parse_tools = false;  // chat with tools: split [TOOL_CALLS] output into tool_calls
   bool echo = false;         // legacy `echo`: the prompt text leads the completion
-  std::string prompt_text;   // legacy echo
-  std::string id;            // chatcmpl-... / cmpl-...
-  int64_t created = 0;       // unix seconds
+  std::shared_ptr<const runtime::constraint::Grammar> grammar;  // JSON / tool-call constraint
+  std::string prompt_text;                                      // legacy echo
+  std::string id;                                               // chatcmpl-... / cmpl-...
+  int64_t created = 0;                                          // unix seconds
 };
 
 // Build the prompt and request from a body (model already resolved). Throw ApiError.
