@@ -368,6 +368,50 @@ TEST(CliTest, GenerateTextSamplesReproduciblyAndStopsOnStopStrings) {
   EXPECT_NE(no_tokenizer.output.find("no tokenizer file"), std::string::npos) << no_tokenizer.output;
 }
 
+// `--json-schema FILE` / `--json-object`: sampled output of a random model is valid JSON under
+// the schema (bounded strings, so it ends with EOS); a bad schema is a one-line error.
+TEST(CliTest, GenerateJsonSchemaConstrainsTheOutput) {
+  BORA_REQUIRE_SHARED(shared);
+  TempDir dir;
+  const std::string v3 = shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3";
+  ASSERT_EQ(RunBora("make-model --preset tiny --seed 5 --tokenizer " + v3 + " --out " + dir.path() + "/m").exit_code, 0);
+  const std::string model = " --model " + dir.path() + "/m";
+  {
+    std::ofstream schema(dir.path() + "/schema.json");
+    schema << R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},)"
+              R"("age":{"type":"integer","minimum":0,"maximum":150},"ok":{"type":"boolean"}},)"
+              R"("required":["name","age","ok"],"additionalProperties":false})";
+  }
+  for (int seed = 1; seed <= 3; ++seed) {
+    CommandResult run = RunBora("generate --json" + model + " --chat \"Describe a person\" --temperature 1 --seed " +
+                                    std::to_string(seed) + " --max-tokens 200 --json-schema " + dir.path() + "/schema.json",
+                                true);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    const nlohmann::json out = nlohmann::json::parse(run.output);
+    EXPECT_EQ(out["finish_reason"], "stop") << out.dump();
+    const nlohmann::json value = nlohmann::json::parse(out["text"].get<std::string>());
+    ASSERT_TRUE(value.is_object()) << out.dump();
+    EXPECT_EQ(value.size(), 3u);
+    EXPECT_TRUE(value["name"].is_string() && value["name"].get<std::string>().size() <= 12 * 4);
+    EXPECT_TRUE(value["age"].is_number_integer());
+    EXPECT_TRUE(value["ok"].is_boolean());
+  }
+  CommandResult object = RunBora("generate --json" + model + " --prompt x --seed 2 --temperature 1 --max-tokens 64 --json-object", true);
+  ASSERT_EQ(object.exit_code, 0) << object.output;
+  const nlohmann::json out = nlohmann::json::parse(object.output);
+  const std::string text = out["text"].get<std::string>();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find_first_not_of(" \t\n\r"), text.find('{')) << text;  // an object, from its start
+
+  {
+    std::ofstream bad(dir.path() + "/bad.json");
+    bad << R"({"type":"string","pattern":"^[a-z]+$"})";
+  }
+  CommandResult refused = RunBora("generate" + model + " --prompt x --json-schema " + dir.path() + "/bad.json");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("pattern"), std::string::npos) << refused.output;
+}
+
 // `bench --concurrent`: one JSON object per concurrency level through the real engine.
 TEST(CliTest, BenchConcurrentReportsAggregateRatesPerLevel) {
   BORA_REQUIRE_SHARED(shared);
