@@ -7,8 +7,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "base/cpu_features.h"
@@ -19,6 +22,8 @@
 #include "kv_flags.h"
 #include "model/transformer.h"
 #include "ops/machine_probe.h"
+#include "runtime/constraint/json_schema.h"
+#include "tokenizer/load_tokenizer.h"
 
 namespace bora::app {
 namespace {
@@ -39,6 +44,7 @@ struct BenchFlags {
   std::vector<int> concurrent;  // --concurrent 1,4,8: engine throughput instead of pp/tg
   KvFlags kv;                   // KV cache of the --concurrent engine
   int64_t shared_prefix = 0;
+  std::string json_schema_file;  // --concurrent: also run constrained by this schema
 };
 
 struct Stats {
@@ -64,6 +70,9 @@ double PeakRssBytes() {
 void EmitJson(const nlohmann::ordered_json& line) { std::printf("%s\n", line.dump().c_str()); }
 
 int RunBench(const BenchFlags& flags) {
+  if (!flags.json_schema_file.empty() && flags.concurrent.empty()) {
+    throw InvalidArgument("--json-schema goes with --concurrent (e.g. --concurrent 1)");
+  }
   std::string dir = flags.model_dir;
   if (fs::is_regular_file(dir))
     dir = fs::path(dir).parent_path().string();  // a weights file: its folder
@@ -89,6 +98,18 @@ int RunBench(const BenchFlags& flags) {
     config.json = flags.json;
     ApplyKvFlags(flags.kv, config.engine);
     config.shared_prefix = flags.shared_prefix;
+    std::optional<tokenizer::LoadedTokenizer> loaded;
+    if (!flags.json_schema_file.empty()) {
+      const std::string file = tokenizer::FindTokenizerFile(dir);
+      if (file.empty())
+        throw InvalidArgument(dir + " has no tokenizer file: --json-schema needs one");
+      loaded = tokenizer::LoadTokenizer(file);
+      std::ifstream in(flags.json_schema_file, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      config.grammar = runtime::constraint::CompileJsonSchemaText(text);
+      config.tokenizer = loaded->tokenizer.get();
+    }
     if (!flags.json) {
       std::printf("model   %s (%s, loaded in %.2f s), %d threads, -p %lld -n %lld, median of %d\n",
                   dir.c_str(), model::WeightDTypeName(model->compute_dtype()).c_str(), load_seconds,
@@ -284,6 +305,10 @@ Command RegisterBench(CLI::App& app) {
                   "With --concurrent: every prompt starts with the same N tokens, run once before "
                   "(prefix cache)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  sub->add_option("--json-schema", flags->json_schema_file,
+                  "With --concurrent: also run every level constrained by this JSON Schema (the "
+                  "model folder's tokenizer) and report the time per token against unconstrained")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }
