@@ -3,16 +3,20 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "base/mapped_file.h"
 
 namespace bora::formats {
 namespace {
+
+// Largest vocabulary accepted (the reliability rules' T2; real files: 32768 and 131072), and
+// largest Tekken JSON read (real files: 13 to 20 MiB), as the tokenizer loaders.
+constexpr int64_t kMaxVocabSize = int64_t{1} << 20;
+constexpr uintmax_t kMaxTekkenFileBytes = uintmax_t{128} << 20;
 
 // Reads a protobuf varint at `pos`; returns false when it runs past `end` or exceeds 64 bits.
 bool ReadVarint(const uint8_t* data, size_t end, size_t& pos, uint64_t& value) {
@@ -52,7 +56,8 @@ int64_t CountSentencePieces(const std::string& path) {
         break;
       case 2: {
         uint64_t length;
-        if (!ReadVarint(data, size, pos, length) || length > size - pos) return fail("length runs past the end");
+        if (!ReadVarint(data, size, pos, length) || length > size - pos)
+          return fail("length runs past the end");
         pos += length;
         if (field == 1) ++pieces;
         break;
@@ -66,13 +71,15 @@ int64_t CountSentencePieces(const std::string& path) {
     }
   }
   if (pieces == 0) return fail("no pieces");
+  if (pieces > kMaxVocabSize) return fail("more than " + std::to_string(kMaxVocabSize) + " pieces");
   return pieces;
 }
 
 }  // namespace
 
 bool IsTokenizerFileName(const std::string& file_name) {
-  static const std::regex kPattern(R"(tekken(_\d+)?(-[\w-]+)?\.json|(.*tokenizer.*)\.model(\.v\d+(m\d+)?)?)");
+  static const std::regex kPattern(
+      R"(tekken(_\d+)?(-[\w-]+)?\.json|(.*tokenizer.*)\.model(\.v\d+(m\d+)?)?)");
   return std::regex_match(file_name, kPattern);
 }
 
@@ -81,6 +88,12 @@ int64_t TokenizerVocabSize(const std::string& path) {
   if (name.size() >= 5 && name.substr(name.size() - 5) == ".json") {
     std::ifstream in(path);
     if (!in) throw IoError(path + ": cannot open");
+    std::error_code error;
+    if (const uintmax_t size = std::filesystem::file_size(path, error);
+        !error && size > kMaxTekkenFileBytes) {
+      throw FormatError(path + ": " + std::to_string(size) +
+                        " bytes is far larger than any Tekken tokenizer file");
+    }
     nlohmann::json root;
     try {
       root = nlohmann::json::parse(in);
@@ -88,10 +101,16 @@ int64_t TokenizerVocabSize(const std::string& path) {
       throw FormatError(path + ": not valid JSON: " + e.what());
     }
     if (!root.is_object() || !root.contains("config") || !root["config"].is_object() ||
-        !root["config"].contains("default_vocab_size") || !root["config"]["default_vocab_size"].is_number_unsigned()) {
+        !root["config"].contains("default_vocab_size") ||
+        !root["config"]["default_vocab_size"].is_number_unsigned()) {
       throw FormatError(path + ": not a Tekken file (no config.default_vocab_size)");
     }
-    return root["config"]["default_vocab_size"].get<int64_t>();
+    const uint64_t vocab_size = root["config"]["default_vocab_size"].get<uint64_t>();
+    if (vocab_size == 0 || vocab_size > static_cast<uint64_t>(kMaxVocabSize)) {
+      throw FormatError(path + ": config.default_vocab_size " + std::to_string(vocab_size) +
+                        " is outside [1, " + std::to_string(kMaxVocabSize) + "]");
+    }
+    return static_cast<int64_t>(vocab_size);
   }
   return CountSentencePieces(path);
 }

@@ -53,13 +53,18 @@ VersionChoice InferFromPieces(const Tokenizer& tokenizer) {
 
 }  // namespace
 
-LoadedTokenizer LoadTokenizer(const std::string& path,
-                              std::optional<InstructVersion> override_version) {
+namespace {
+
+// LoadTokenizer and ParseTokenizer: `read_tekken`/`read_sentencepiece` build the backend the
+// file name `path` selects.
+template <typename ReadTekken, typename ReadSentencePiece>
+LoadedTokenizer LoadNamed(const std::string& path, std::optional<InstructVersion> override_version,
+                          ReadTekken read_tekken, ReadSentencePiece read_sentencepiece) {
   LoadedTokenizer loaded;
   loaded.path = path;
   const std::string name = std::filesystem::path(path).filename().string();
   if (IsTekkenFileName(name)) {
-    auto tekken = LoadTekkenTokenizer(path);
+    std::unique_ptr<TekkenTokenizer> tekken = read_tekken();
     loaded.version = {ParseInstructVersion(tekken->config_version()),
                       "Tekken file whose config.version is \"" + tekken->config_version() + "\""};
     loaded.tokenizer = std::move(tekken);
@@ -68,7 +73,7 @@ LoadedTokenizer LoadTokenizer(const std::string& path,
                       ": Hugging Face tokenizer.json files are not read; point bora at the "
                       "folder's tokenizer.model* or tekken.json (Mistral ships one of them)");
   } else {
-    loaded.tokenizer = LoadSentencePieceTokenizer(path);
+    loaded.tokenizer = read_sentencepiece();
     if (auto version = VersionFromSuffix(name)) {
       loaded.version = {
           *version, "SentencePiece file name suffix \"" + name.substr(name.rfind('.') + 1) + "\""};
@@ -82,6 +87,22 @@ LoadedTokenizer LoadTokenizer(const std::string& path,
                                              ")"};
   }
   return loaded;
+}
+
+}  // namespace
+
+LoadedTokenizer LoadTokenizer(const std::string& path,
+                              std::optional<InstructVersion> override_version) {
+  return LoadNamed(
+      path, override_version, [&] { return LoadTekkenTokenizer(path); },
+      [&] { return LoadSentencePieceTokenizer(path); });
+}
+
+LoadedTokenizer ParseTokenizer(std::string_view bytes, const std::string& path,
+                               std::optional<InstructVersion> override_version) {
+  return LoadNamed(
+      path, override_version, [&] { return ParseTekkenTokenizer(bytes, path); },
+      [&] { return ParseSentencePieceTokenizer(bytes, path); });
 }
 
 std::string FindTokenizerFile(const std::string& folder) {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "tokenizer/instruct_version.h"
 #include "tokenizer/tokenizer.h"
@@ -23,6 +24,11 @@ struct LoadedTokenizer {
 // Throws IoError/FormatError naming the file.
 LoadedTokenizer LoadTokenizer(const std::string& path,
                               std::optional<InstructVersion> override_version = std::nullopt);
+
+// As LoadTokenizer, from the file's bytes already in memory: `path` (a file name or path, never
+// opened) chooses the backend and version and names the file in messages.
+LoadedTokenizer ParseTokenizer(std::string_view bytes, const std::string& path,
+                               std::optional<InstructVersion> override_version = std::nullopt);
 
 // The tokenizer file of a model folder (tekken.json, tokenizer.model.vN, tokenizer.model,
 // or any other file name Mistral uses), or "" when the folder has none.

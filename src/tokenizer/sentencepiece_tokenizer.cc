@@ -4,6 +4,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -103,25 +104,149 @@ bool ForEachLengthDelimited(std::string_view data, Visit visit) {
   return true;
 }
 
-// Whether ModelProto.denormalizer_spec (field 5) has a non-empty precompiled_charsmap (field
-// 2): the library then rewrites the decoded text as a whole, which no per-token table can
-// reproduce. Runs before the library parses the file, so that a file which is not protobuf at
-// all gets a plain FormatError rather than the library's source-location message.
-bool HasDenormalizer(const std::string& path, std::string_view proto) {
-  bool found = false;
-  bool specs_well_formed = true;
-  const bool well_formed =
-      ForEachLengthDelimited(proto, [&](uint64_t field, std::string_view spec) {
-        if (field != 5) return;
-        specs_well_formed &=
-            ForEachLengthDelimited(spec, [&](uint64_t inner, std::string_view value) {
-              if (inner == 2 && !value.empty()) found = true;
-            });
-      });
-  if (!well_formed || !specs_well_formed) {
-    throw FormatError(path + ": not a SentencePiece model: malformed protobuf");
+// Most pieces a model may have (real files: 32768) and the longest piece, as the reliability
+// rules' T2; the longest accepted precompiled_charsmap (nmt_nfkc's is about 240 KiB).
+constexpr size_t kMaxPieces = size_t{1} << 20;
+constexpr size_t kMaxPieceBytes = size_t{4} << 10;
+constexpr size_t kMaxCharsMapBytes = size_t{4} << 20;
+// The library's Normalizer collects at most this many prefix matches on the stack and then
+// reads as many as the trie reports (normalizer.h's kMaxTrieResultsSize).
+constexpr int kMaxCharsMapPrefixMatches = 32;
+
+// Checks a precompiled_charsmap the way the library will use it, since it trusts it blindly:
+// `<trie size: u32 LE><darts-clone double array><NUL-terminated replacement strings>`. Every
+// node the library's commonPrefixSearch can reach must lie inside the array (it reads all 256
+// children of a node's base), the nodes must form a DAG (darts-clone shares suffixes) with at
+// most kMaxCharsMapPrefixMatches leaves on any path, and every leaf value must start a
+// NUL-terminated string inside the replacement block. Returns the problem, or "" when the map
+// is safe.
+std::string CheckCharsMap(std::string_view blob) {
+  if (blob.size() > kMaxCharsMapBytes) return "precompiled_charsmap is larger than 4 MiB";
+  if (blob.size() <= 4) return "precompiled_charsmap is truncated";
+  const uint32_t trie_bytes = static_cast<uint32_t>(static_cast<uint8_t>(blob[0])) |
+                              static_cast<uint32_t>(static_cast<uint8_t>(blob[1])) << 8 |
+                              static_cast<uint32_t>(static_cast<uint8_t>(blob[2])) << 16 |
+                              static_cast<uint32_t>(static_cast<uint8_t>(blob[3])) << 24;
+  // The library only checks trie_bytes < blob.size(), which lets the trie run up to three
+  // bytes past the end of the map.
+  if (trie_bytes > blob.size() - 4) return "precompiled_charsmap trie size exceeds the map";
+  const std::string_view trie = blob.substr(4, trie_bytes);
+  const std::string_view replacements = blob.substr(4 + trie_bytes);
+  const size_t units = trie.size() / 4;
+  if (units == 0) return "precompiled_charsmap has an empty trie";
+  const auto unit = [&](size_t index) {
+    uint32_t value;
+    std::memcpy(&value, trie.data() + 4 * index, 4);
+    return value;
+  };
+  // darts-clone's DoubleArrayUnit accessors.
+  const auto offset = [](uint32_t u) -> size_t { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+  const auto has_leaf = [](uint32_t u) { return ((u >> 8) & 1) == 1; };
+  const auto label = [](uint32_t u) { return u & ((1u << 31) | 0xFF); };
+  const auto value = [](uint32_t u) { return u & ((1u << 31) - 1); };
+  const char* const kOutside = "precompiled_charsmap trie jumps outside the array";
+
+  // Depth-first over the reachable nodes: state 0 unvisited, 1 on the current path (reaching
+  // it again is a cycle), 2 done with `leaves` = the most leaves on a path starting there.
+  std::vector<uint8_t> state(units, 0);
+  std::vector<int> leaves(units, 0);
+  struct Frame {
+    size_t position;
+    size_t base;
+    uint32_t next_label;  // the next child label to look at
+    int best;             // the most leaves below, over the children done so far
+  };
+  std::vector<Frame> stack;
+  const auto enter = [&](size_t position) -> const char* {
+    const size_t base = position ^ offset(unit(position));
+    if ((base | 0xFF) >= units) return kOutside;
+    state[position] = 1;
+    stack.push_back({position, base, 0, 0});
+    return nullptr;
+  };
+  if (const char* problem = enter(0)) return problem;
+  while (!stack.empty()) {
+    Frame& frame = stack.back();
+    if (frame.next_label == 256) {
+      const size_t position = frame.position;
+      // The root's own leaf flag is never read; every other node counts its own.
+      leaves[position] = frame.best + (position != 0 && has_leaf(unit(position)) ? 1 : 0);
+      state[position] = 2;
+      stack.pop_back();
+      if (leaves[position] > kMaxCharsMapPrefixMatches) {
+        return "precompiled_charsmap has more than 32 rules sharing a prefix";
+      }
+      if (!stack.empty()) stack.back().best = std::max(stack.back().best, leaves[position]);
+      continue;
+    }
+    const uint32_t c = frame.next_label++;
+    const size_t child = frame.base ^ c;
+    const uint32_t child_unit = unit(child);
+    if (label(child_unit) != c) continue;
+    if (has_leaf(child_unit)) {
+      // The leaf is the unit at the child's base (checked to be inside when the child is
+      // entered); its value must start a string in the replacement block.
+      const size_t child_base = child ^ offset(child_unit);
+      if ((child_base | 0xFF) >= units) return kOutside;
+      const size_t start = value(unit(child_base));
+      if (start >= replacements.size() ||
+          replacements.find('\0', start) == std::string_view::npos) {
+        return "precompiled_charsmap replacement is outside the map or not NUL-terminated";
+      }
+    }
+    if (state[child] == 1) return "precompiled_charsmap trie has a cycle";
+    if (state[child] == 2) {
+      frame.best = std::max(frame.best, leaves[child]);
+      continue;
+    }
+    if (const char* problem = enter(child)) return problem;
   }
-  return found;
+  return "";
+}
+
+// Validates what libsentencepiece would otherwise trust (it parses the protobuf, but indexes the
+// normalizer's trie and builds tries from the pieces without checks): the wire format, the
+// piece count and each piece's text, and the normalizer and denormalizer charsmaps. Runs before
+// the library sees the bytes, so malformed files get a FormatError naming `source`. Returns
+// whether ModelProto.denormalizer_spec (field 5) has a non-empty precompiled_charsmap (field
+// 2): the library then rewrites the decoded text as a whole, which no per-token table can
+// reproduce.
+bool ValidateModelProto(const std::string& source, std::string_view proto) {
+  const auto fail = [&](const std::string& problem) {
+    return FormatError(source + ": not a SentencePiece model: " + problem);
+  };
+  bool has_denormalizer = false;
+  size_t pieces = 0;
+  std::string problem;
+  const bool well_formed = ForEachLengthDelimited(proto, [&](uint64_t field,
+                                                             std::string_view message) {
+    if (!problem.empty()) return;
+    if (field == 1) {  // SentencePiece { piece = 1; score = 2; type = 3; }
+      if (++pieces > kMaxPieces) {
+        problem = "more than " + std::to_string(kMaxPieces) + " pieces";
+        return;
+      }
+      const bool ok = ForEachLengthDelimited(message, [&](uint64_t inner, std::string_view text) {
+        if (inner != 1 || !problem.empty()) return;
+        if (text.empty() || text.size() > kMaxPieceBytes ||
+            text.find('\0') != std::string_view::npos || !IsValidUtf8(text)) {
+          problem = "piece " + std::to_string(pieces - 1) +
+                    " is empty, longer than 4 KiB, or not NUL-free UTF-8";
+        }
+      });
+      if (!ok && problem.empty()) problem = "malformed piece " + std::to_string(pieces - 1);
+    } else if (field == 3 || field == 5) {  // normalizer_spec, denormalizer_spec
+      const bool ok = ForEachLengthDelimited(message, [&](uint64_t inner, std::string_view map) {
+        if (inner != 2 || map.empty() || !problem.empty()) return;
+        problem = CheckCharsMap(map);
+        if (field == 5) has_denormalizer = true;
+      });
+      if (!ok && problem.empty()) problem = "malformed normalizer spec";
+    }
+  });
+  if (!problem.empty()) throw fail(problem);
+  if (!well_formed) throw fail("malformed protobuf");
+  return has_denormalizer;
 }
 
 // Parses a byte piece "<0xXX>" (upper-case hex, as the library writes them).
@@ -157,18 +282,30 @@ std::string ReplaceSpaceMarkers(std::string_view piece) {
 
 }  // namespace
 
-SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path)
-    : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const std::string proto = ReadModelFile(path);
-  const bool has_denormalizer = HasDenormalizer(path, proto);
-  const sentencepiece::util::Status status = processor_->LoadFromSerializedProto(proto);
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path) {
+  Load(ReadModelFile(path), path);
+}
+
+SentencePieceTokenizer::SentencePieceTokenizer(std::string_view proto, const std::string& source) {
+  Load(proto, source);
+}
+
+void SentencePieceTokenizer::Load(std::string_view proto, const std::string& source) {
+  if (proto.size() > kMaxModelBytes) {
+    throw FormatError(source + ": not a SentencePiece model: " + std::to_string(proto.size()) +
+                      " bytes is far larger than any tokenizer model");
+  }
+  const bool has_denormalizer = ValidateModelProto(source, proto);
+  processor_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  const sentencepiece::util::Status status =
+      processor_->LoadFromSerializedProto({proto.data(), proto.size()});
   if (!status.ok()) {
-    throw FormatError(path + ": not a SentencePiece model: " + status.message());
+    throw FormatError(source + ": not a SentencePiece model: " + status.message());
   }
   if (has_denormalizer) {
-    throw Unsupported(path + ": SentencePiece models with a denormalizer are not supported");
+    throw Unsupported(source + ": SentencePiece models with a denormalizer are not supported");
   }
-  BuildTables(path);
+  BuildTables(source);
   bos_id_ = processor_->bos_id();
   eos_id_ = processor_->eos_id();
   unk_id_ = processor_->unk_id();
@@ -195,6 +332,12 @@ void SentencePieceTokenizer::BuildTables(const std::string& path) {
     // Valid UTF-8 pieces keep every decoded text and every kKeep piece valid UTF-8.
     if (piece.empty() || !IsValidUtf8(piece)) {
       throw FormatError(path + ": piece " + std::to_string(id) + " is empty or not UTF-8");
+    }
+    // The library looks pieces up by text (control and user-defined ones first), so a second
+    // piece with the same text would decode as the first one, not as its own table entry.
+    if (const int owner = processor_->PieceToId(piece); owner != id) {
+      throw FormatError(path + ": piece " + std::to_string(id) + " repeats the text of piece " +
+                        std::to_string(owner));
     }
     if (processor_->IsControl(id)) {
       kinds_[id] = PieceKind::kControl;
@@ -303,6 +446,11 @@ std::string SentencePieceTokenizer::TokenBytes(int32_t id) const {
 
 std::unique_ptr<Tokenizer> LoadSentencePieceTokenizer(const std::string& path) {
   return std::make_unique<SentencePieceTokenizer>(path);
+}
+
+std::unique_ptr<Tokenizer> ParseSentencePieceTokenizer(std::string_view proto,
+                                                       const std::string& source) {
+  return std::make_unique<SentencePieceTokenizer>(proto, source);
 }
 
 }  // namespace bora::tokenizer

@@ -32,6 +32,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   // not a SentencePiece model, Unsupported when its decoding cannot be streamed (a
   // denormalizer, or whitespace options other than the dummy prefix).
   explicit SentencePieceTokenizer(const std::string& path);
+  // As above, from a serialized ModelProto already in memory; `source` names it in messages.
+  SentencePieceTokenizer(std::string_view proto, const std::string& source);
   ~SentencePieceTokenizer() override;
 
   SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
@@ -67,6 +69,8 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   // Throws InvalidArgument unless 0 <= id < vocab_size().
   void CheckId(int32_t id) const;
+  // Validates `proto` (see the .cc), hands it to the library and builds the tables.
+  void Load(std::string_view proto, const std::string& source);
   // Fills kinds_ and token_bytes_, and decides strips_leading_space_ by asking the library.
   void BuildTables(const std::string& path);
 
@@ -82,5 +86,10 @@ class SentencePieceTokenizer final : public Tokenizer {
 
 // Loads a SentencePiece `.model` file; see SentencePieceTokenizer for what it throws.
 std::unique_ptr<Tokenizer> LoadSentencePieceTokenizer(const std::string& path);
+
+// As LoadSentencePieceTokenizer, from the file's bytes already in memory; `source` names them
+// in messages.
+std::unique_ptr<Tokenizer> ParseSentencePieceTokenizer(std::string_view proto,
+                                                       const std::string& source);
 
 }  // namespace bora::tokenizer

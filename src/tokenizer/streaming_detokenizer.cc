@@ -44,12 +44,16 @@ std::string StreamingDetokenizer::Push(int32_t id) {
   }
   std::string bytes = tokenizer_->TokenBytes(id);
   if (at_start_) {
-    at_start_ = false;
     // SentencePiece drops the dummy-prefix space of the first non-control piece only when the
-    // piece itself begins with U+2581; a byte piece <0x20> or <unk>'s " ⁇ " keep their space.
-    if (strips_leading_space_ && bytes.starts_with(' ') &&
+    // piece itself begins with U+2581; a byte piece <0x20> or <unk>'s " ⁇ " keep their space,
+    // even when the unknown piece's own text begins with U+2581. Like the library, it keeps
+    // looking for that space while nothing has been written (an <unk> whose surface is empty).
+    if (strips_leading_space_ && bytes.starts_with(' ') && id != tokenizer_->unk_id() &&
         tokenizer_->IdToPiece(id).starts_with(kSpaceMarker)) {
       bytes.erase(0, 1);
+      at_start_ = false;
+    } else if (!bytes.empty()) {
+      at_start_ = false;
     }
   }
   return Feed(bytes);

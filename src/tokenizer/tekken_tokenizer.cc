@@ -26,6 +26,20 @@ using Json = nlohmann::json;
 // Largest accepted default_num_special_tokens: real files use 1000; the cap keeps a corrupt
 // value from allocating billions of `<SPECIAL_i>` names.
 constexpr int64_t kMaxSpecialTokens = int64_t{1} << 20;
+// Largest accepted default_vocab_size (real files: 131072), as the reliability rules' T2.
+constexpr int64_t kMaxVocabSize = int64_t{1} << 20;
+// Longest accepted token (real files: 76 bytes) and special token name.
+constexpr size_t kMaxTokenBytes = size_t{4} << 10;
+// Longest accepted config.pattern (real files: about 200 bytes).
+constexpr size_t kMaxPatternBytes = size_t{4} << 10;
+// Largest accepted file (real files: 13 to 20 MiB); JSON parsing needs several times as much.
+constexpr int64_t kMaxFileBytes = int64_t{128} << 20;
+
+// PCRE2 limits for one match, so that a pathological pattern fails with ResourceExhausted
+// instead of running for minutes: the backtracking step count (PCRE2's default, also applied
+// to JIT code) and the interpreter's backtracking memory (PCRE2's default is 20 GB).
+constexpr uint32_t kMatchLimit = 10'000'000;
+constexpr uint32_t kHeapLimitKib = 256u << 10;
 
 // JIT stack for matches that overflow PCRE2's default 32 KiB one (sizes in bytes). Allocated per
 // Encode call and only when needed; the memory is reserved, and touched only as it is used.
@@ -80,6 +94,11 @@ std::string ReadWholeFile(const std::string& path) {
     saved_errno = errno;
   } else if (!S_ISREG(info.st_mode)) {
     failure = "not a regular file";
+  } else if (info.st_size > kMaxFileBytes) {
+    ::close(fd);
+    throw FormatError(path + ": " + std::to_string(info.st_size) +
+                      " bytes is far larger than any Tekken tokenizer file (at most " +
+                      std::to_string(kMaxFileBytes) + ")");
   } else {
     content.resize(static_cast<size_t>(info.st_size));
     size_t done = 0;
@@ -234,14 +253,32 @@ std::optional<int64_t> AsInteger(const Json& value) {
   return std::nullopt;
 }
 
+// `value` as JSON text for a message: numbers and short strings in full, anything else by its
+// type (dumping an arbitrary value could recurse as deep as the file nests).
+std::string ShortDump(const Json& value) {
+  if (value.is_number() || value.is_boolean() || value.is_null() ||
+      (value.is_string() && value.get_ref<const std::string&>().size() <= 64)) {
+    return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+  return std::string("a JSON ") + value.type_name();
+}
+
 // Per-call matching state: match data and, once a match overflows the default 32 KiB JIT stack
 // (patterns with alternations inside repeats need stack per repetition), a match context with
 // a larger one; beyond that, the interpreter.
 class MatchState {
  public:
   explicit MatchState(const pcre2_code* code)
-      : code_(code), data_(pcre2_match_data_create_from_pattern(code, nullptr)) {
-    if (data_ == nullptr) throw ResourceExhausted("Tekken encode: out of memory for match data");
+      : code_(code),
+        data_(pcre2_match_data_create_from_pattern(code, nullptr)),
+        context_(pcre2_match_context_create(nullptr)) {
+    if (data_ == nullptr || context_ == nullptr) {
+      pcre2_match_data_free(data_);
+      pcre2_match_context_free(context_);
+      throw ResourceExhausted("Tekken encode: out of memory for match data");
+    }
+    pcre2_set_match_limit(context_, kMatchLimit);
+    pcre2_set_heap_limit(context_, kHeapLimitKib);
   }
   ~MatchState() {
     pcre2_match_data_free(data_);
@@ -280,15 +317,13 @@ class MatchState {
   bool AttachLargeJitStack() {
     jit_stack_ = pcre2_jit_stack_create(kJitStackStart, kJitStackMax, nullptr);
     if (jit_stack_ == nullptr) return false;
-    context_ = pcre2_match_context_create(nullptr);
-    if (context_ == nullptr) throw ResourceExhausted("Tekken encode: out of memory");
     pcre2_jit_stack_assign(context_, nullptr, jit_stack_);
     return true;
   }
 
   const pcre2_code* code_;
   pcre2_match_data* data_;
-  pcre2_match_context* context_ = nullptr;
+  pcre2_match_context* context_;  // the limits, and the large JIT stack once attached
   pcre2_jit_stack* jit_stack_ = nullptr;
 };
 
@@ -462,10 +497,14 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
     throw fail("config.default_num_special_tokens " + std::to_string(num_special) +
                " is outside [0, " + std::to_string(kMaxSpecialTokens) + "]");
   }
-  if (vocab_size > std::numeric_limits<int32_t>::max() || vocab_size - num_special < 256) {
+  if (vocab_size > kMaxVocabSize || vocab_size - num_special < 256) {
     throw fail("config.default_vocab_size " + std::to_string(vocab_size) +
                " must exceed default_num_special_tokens by at least 256 (the byte ranks) and "
-               "fit in int32");
+               "be at most " +
+               std::to_string(kMaxVocabSize));
+  }
+  if (pattern.size() > kMaxPatternBytes) {
+    throw fail("config.pattern is longer than " + std::to_string(kMaxPatternBytes) + " bytes");
   }
   const int64_t inner_size = vocab_size - num_special;
 
@@ -507,7 +546,7 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
       throw fail(where + " must have exactly the keys rank, token_bytes, token_str");
     }
     if (AsInteger(*rank_it) != std::optional<int64_t>(i)) {
-      throw fail(where + " has rank " + rank_it->dump() + ", expected " + std::to_string(i));
+      throw fail(where + " has rank " + ShortDump(*rank_it) + ", expected " + std::to_string(i));
     }
     if (!str_it->is_string() && !str_it->is_null()) {
       throw fail(where + ".token_str is neither a string nor null");
@@ -516,6 +555,10 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
       throw fail(where + ".token_bytes is not valid base64");
     }
     if (bytes.empty()) throw fail(where + ".token_bytes is empty");
+    if (bytes.size() > kMaxTokenBytes) {
+      throw fail(where + ".token_bytes holds " + std::to_string(bytes.size()) +
+                 " bytes, more than " + std::to_string(kMaxTokenBytes));
+    }
     if (i < 256 && (bytes.size() != 1 || static_cast<uint8_t>(bytes[0]) != i)) {
       throw fail(where + " must be the single byte " + std::to_string(i));
     }
@@ -549,6 +592,10 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
       }
       if (str_it == entry.end() || !str_it->is_string()) {
         throw fail(where + ".token_str is missing or not a string");
+      }
+      if (str_it->get_ref<const std::string&>().size() > kMaxTokenBytes) {
+        throw fail(where + ".token_str is longer than " + std::to_string(kMaxTokenBytes) +
+                   " bytes");
       }
       if (control_it != entry.end() && !control_it->is_boolean()) {
         throw fail(where + ".is_control is not a boolean");

@@ -108,7 +108,9 @@ class TekkenTokenizer final : public Tokenizer {
 // Reads and validates a Tekken JSON file. Throws IoError when it cannot be read and
 // FormatError("<path>: <problem>") when it is malformed in any way mistral-common would reject
 // (plus: special_tokens[i].rank must be i, the used vocabulary must hold at least the 256
-// single bytes, S at most 2^20).
+// single bytes, S and default_vocab_size at most 2^20, tokens, special names and the pattern at
+// most 4 KiB, the file at most 128 MiB). Encode throws ResourceExhausted when one match of the
+// pattern needs more than PCRE2's 10^7 backtracking steps or 256 MiB.
 std::unique_ptr<TekkenTokenizer> LoadTekkenTokenizer(const std::string& path);
 
 // As LoadTekkenTokenizer, from JSON text already in memory; `source` names it in messages.
