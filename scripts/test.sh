@@ -27,6 +27,10 @@ if [ -d "$shared_dir/tokenizers" ]; then
   timed tests/e2e/sdk/run_conformance.sh build/release/apps/bora "$shared_dir"
   stage "web chat page (headless chromium)"
   timed tests/e2e/web/run_web_test.sh build/release/apps/bora "$shared_dir"
+  stage "streaming soak"
+  soak_seconds=120
+  [ "${LONG_TESTS:-0}" = "1" ] && soak_seconds=600
+  timed tests/e2e/soak/run_soak.sh build/release/apps/bora "$shared_dir" "$soak_seconds"
 elif [ "${CI:-}" = "true" ]; then
   echo "shared data folder not found at $shared_dir (CI=true makes this an error)"; exit 1
 else

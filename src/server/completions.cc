@@ -79,8 +79,60 @@ void RemapForeignToolCallIds(tokenizer::ChatRequest& chat) {
   }
 }
 
+// Request size caps of reliability rule A5: checked on the JSON before anything is parsed into
+// messages or compiled into a grammar, so a huge list costs one pass over it.
+constexpr size_t kMaxMessages = 4096;
+constexpr size_t kMaxContentParts = 1024;
+constexpr size_t kMaxTools = 128;
+constexpr size_t kMaxSchemaBytes = 256 << 10;
+
 void RequireField(const Json& body, const std::string& key) {
   if (!body.contains(key)) throw ApiError::Validation(key, "Field required", "missing");
+}
+
+size_t JsonTextSize(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace).size();
+}
+
+void CheckChatSizes(const Json& body) {
+  const Json& messages = body["messages"];
+  if (messages.size() > kMaxMessages) {
+    throw ApiError::BadField("messages", "at most " + std::to_string(kMaxMessages) +
+                                             " messages per request, got " +
+                                             std::to_string(messages.size()));
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& message = messages[i];
+    if (!message.is_object()) continue;  // the chat parser names the problem
+    const auto content = message.find("content");
+    if (content != message.end() && content->is_array() && content->size() > kMaxContentParts) {
+      throw ApiError::BadField("messages", "messages[" + std::to_string(i) + "].content has " +
+                                               std::to_string(content->size()) +
+                                               " parts; at most " +
+                                               std::to_string(kMaxContentParts) + " are allowed");
+    }
+  }
+  if (const auto tools = body.find("tools"); tools != body.end() && tools->is_array()) {
+    if (tools->size() > kMaxTools) {
+      throw ApiError::BadField("tools", "at most " + std::to_string(kMaxTools) +
+                                            " tools per request, got " +
+                                            std::to_string(tools->size()));
+    }
+    if (const size_t bytes = JsonTextSize(*tools); bytes > kMaxSchemaBytes) {
+      throw ApiError::BadField("tools", "the tool definitions take " + std::to_string(bytes) +
+                                            " bytes of JSON; at most " +
+                                            std::to_string(kMaxSchemaBytes) + " are allowed");
+    }
+  }
+  if (const auto format = body.find("response_format");
+      format != body.end() && format->is_object() && format->contains("json_schema")) {
+    if (const size_t bytes = JsonTextSize((*format)["json_schema"]); bytes > kMaxSchemaBytes) {
+      throw ApiError::BadField("response_format",
+                               "response_format.json_schema takes " + std::to_string(bytes) +
+                                   " bytes of JSON; at most " + std::to_string(kMaxSchemaBytes) +
+                                   " are allowed");
+    }
+  }
 }
 
 // Fills the parts every kind shares: the generation fields, max_tokens against the context.
@@ -108,10 +160,12 @@ GenerationFields ReadFields(const Json& body, ServedModel& model) {
 }  // namespace
 
 PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
+  const ReleaseMemoryAroundLargeRequest release(body);
   RequireField(body, "messages");
   if (!body["messages"].is_array())
     throw ApiError::Validation("messages", "messages must be a list", "list_type");
   if (body["messages"].empty()) throw ApiError::BadField("messages", "messages must not be empty");
+  CheckChatSizes(body);
   PreparedCompletion p;
   p.kind = CompletionKind::kChat;
   p.id = "chatcmpl-" + RandomHex(24);
@@ -144,6 +198,7 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
           "tool_choice", "tool_choice must be a string or {type: function, function: {name}}");
     }
   }
+  const bool parallel_calls = BoolField(body, "parallel_tool_calls").value_or(true);
   const bool has_tools = chat.tools && !chat.tools->empty();
   if (tool_choice == "none") chat.tools.reset();
   if ((tool_choice == "any" || tool_choice.rfind("function:", 0) == 0) && !has_tools) {
@@ -172,13 +227,13 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
         specs.push_back({tool.name, tool.parameters});
       runtime::constraint::ToolCallOptions options;
       if (tool_choice != "any") options.named_tool = tool_choice.substr(9);
-      options.parallel_calls = BoolField(body, "parallel_tool_calls").value_or(true);
+      options.parallel_calls = parallel_calls;
       p.grammar = runtime::constraint::CompileToolCallGrammar(model.tokenizer(), model.version(),
                                                               specs, options);
     } else if (const auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
       if (!it->is_object())
         throw ApiError::Validation("response_format", "response_format must be an object");
-      const std::string type = StringField(*it, "type").value_or("text");
+      const std::string type = StringField(*it, "type", "response_format.type").value_or("text");
       if (type == "json_object") {
         p.grammar = runtime::constraint::JsonObjectGrammar();
       } else if (type == "json_schema") {
@@ -207,6 +262,7 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
 }
 
 PreparedCompletion PrepareFim(const Json& body, ServedModel& model) {
+  const ReleaseMemoryAroundLargeRequest release(body);
   RequireField(body, "prompt");
   if (!model.supports_fim()) {
     throw ApiError::BadField("model",
@@ -217,14 +273,22 @@ PreparedCompletion PrepareFim(const Json& body, ServedModel& model) {
   p.id = "cmpl-" + RandomHex(24);
   p.fields = ReadFields(body, model);
   tokenizer::FimRequest fim;
-  fim.prompt = StringField(body, "prompt").value_or("");
+  const std::optional<std::string> prompt = StringField(body, "prompt");
+  if (!prompt)
+    throw ApiError::Validation("prompt", "prompt must be a string, not null", "string_type");
+  fim.prompt = *prompt;
   fim.suffix = StringField(body, "suffix");
+  if (fim.prompt.empty() && fim.suffix.value_or("").empty()) {
+    throw ApiError::BadField("prompt",
+                             "prompt and suffix are both empty: there is nothing to fill in");
+  }
   tokenizer::InstructEncoder encoder(model.tokenizer(), model.version());
   FinishPreparing(p, body, model, encoder.EncodeFim(fim).ids);
   return p;
 }
 
 PreparedCompletion PrepareLegacyCompletion(const Json& body, ServedModel& model) {
+  const ReleaseMemoryAroundLargeRequest release(body);
   RequireField(body, "prompt");
   PreparedCompletion p;
   p.kind = CompletionKind::kLegacy;
@@ -242,6 +306,13 @@ PreparedCompletion PrepareLegacyCompletion(const Json& body, ServedModel& model)
     p.prompt_text = prompt.get<std::string>();
   }
   p.echo = BoolField(body, "echo").value_or(false);
+  // best_of (OpenAI legacy) is not implemented beyond its trivial form: best_of <= n.
+  if (auto best_of = IntField(body, "best_of", 1, runtime::kMaxChoices);
+      best_of && *best_of > p.fields.n) {
+    throw ApiError::BadField("best_of", "best_of " + std::to_string(*best_of) +
+                                            " is not supported: only best_of <= n (" +
+                                            std::to_string(p.fields.n) + ")");
+  }
   std::vector<int32_t> ids;
   if (auto suffix = StringField(body, "suffix"); suffix && !suffix->empty()) {
     if (!model.supports_fim())

@@ -34,11 +34,13 @@ std::string Base64Encode(const void* data, size_t size) {
 }
 
 Json RunEmbeddings(const Json& body, ServedModel& model, Metrics& metrics) {
+  const ReleaseMemoryAroundLargeRequest release(body);
   if (!body.contains("input")) throw ApiError::Validation("input", "Field required", "missing");
   const Json& input = body["input"];
   const tokenizer::Tokenizer& tokenizer = model.tokenizer();
   std::vector<std::vector<int32_t>> inputs;
   auto add_text = [&](const std::string& text) {
+    if (text.empty()) throw ApiError::BadField("input", "an input string is empty");
     std::vector<int32_t> ids = tokenizer.Encode(text);
     ids.insert(ids.begin(), tokenizer.bos_id());
     inputs.push_back(std::move(ids));
@@ -48,10 +50,12 @@ Json RunEmbeddings(const Json& body, ServedModel& model, Metrics& metrics) {
     for (const Json& id : list) {
       if (!id.is_number_integer())
         throw ApiError::Validation("input", "token id lists must hold integers", "int_type");
-      const int64_t value = id.get<int64_t>();
+      // Unsigned ids above int64 would read as negative: compare them unsigned.
+      const bool too_big =
+          id.is_number_unsigned() && id.get<uint64_t>() >= static_cast<uint64_t>(INT64_MAX);
+      const int64_t value = too_big ? INT64_MAX : id.get<int64_t>();
       if (value < 0 || value >= model.model().params().vocab_size) {
-        throw ApiError::BadField(
-            "input", "token id " + std::to_string(value) + " is outside the vocabulary");
+        throw ApiError::BadField("input", "token id " + id.dump() + " is outside the vocabulary");
       }
       ids.push_back(static_cast<int32_t>(value));
     }

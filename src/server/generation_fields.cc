@@ -20,12 +20,13 @@ GenerationFields ParseGenerationFields(const Json& body, float default_temperatu
   runtime::SamplingParams& s = f.sampling;
   s.temperature =
       static_cast<float>(NumberField(body, "temperature", 0.0, 2.0).value_or(default_temperature));
+  // top_p is in (0, 1] (an empty nucleus samples nothing); temperature 0 is the way to greedy.
   if (auto top_p = NumberField(body, "top_p", 0.0, 1.0)) {
     if (*top_p == 0.0) {
-      s.temperature = 0.0f;  // an empty nucleus keeps only the most likely token: greedy
-    } else {
-      s.top_p = static_cast<float>(*top_p);
+      throw ApiError::BadField(
+          "top_p", "top_p must be above 0 and at most 1 (use temperature 0 for greedy)");
     }
+    s.top_p = static_cast<float>(*top_p);
   }
   s.top_k = static_cast<int32_t>(IntField(body, "top_k", 0, vocab_size).value_or(0));
   s.min_p = static_cast<float>(NumberField(body, "min_p", 0.0, 1.0).value_or(0.0));
@@ -64,14 +65,13 @@ GenerationFields ParseGenerationFields(const Json& body, float default_temperatu
     if (it->size() > kMaxLogitBias)
       throw ApiError::BadField("logit_bias", "logit_bias has more than 1024 entries");
     for (const auto& [key, value] : it->items()) {
-      size_t used = 0;
+      // Decimal digits only: std::stoll alone would also take " 5", "+5" and "5.0" (as 5).
       int64_t id = -1;
-      try {
-        id = std::stoll(key, &used);
-      } catch (const std::exception&) {
-        used = 0;
+      if (!key.empty() && key.size() <= 10 &&
+          key.find_first_not_of("0123456789") == std::string::npos) {
+        id = std::stoll(key);
       }
-      if (used != key.size() || id < 0 || id >= vocab_size) {
+      if (id < 0 || id >= vocab_size) {
         throw ApiError::BadField(
             "logit_bias",
             "logit_bias key \"" + key + "\" is not a token id below " + std::to_string(vocab_size));
@@ -107,7 +107,8 @@ GenerationFields ParseGenerationFields(const Json& body, float default_temperatu
   if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object())
       throw ApiError::Validation("stream_options", "stream_options must be an object");
-    f.include_usage = BoolField(*it, "include_usage").value_or(false);
+    f.include_usage =
+        BoolField(*it, "include_usage", "stream_options.include_usage").value_or(false);
   }
   return f;
 }
@@ -120,6 +121,12 @@ int64_t ResolveMaxTokens(const GenerationFields& fields, int64_t prompt_tokens, 
                        " tokens and the model's context is " + std::to_string(context) +
                        " (nothing is truncated; shorten the prompt)",
                    "context_length_exceeded", "messages");
+  }
+  const int64_t max_tokens = fields.max_tokens.value_or(room);
+  if (fields.min_tokens > max_tokens) {  // also when max_tokens was left out (or null)
+    throw ApiError::BadField("min_tokens", "min_tokens " + std::to_string(fields.min_tokens) +
+                                               " exceeds the " + std::to_string(max_tokens) +
+                                               " tokens this request may generate");
   }
   if (!fields.max_tokens) return room;
   if (*fields.max_tokens > room) {

@@ -1,18 +1,24 @@
-// Routes, auth, limits and error mapping of the HTTP server (cpp-httplib).
+// Routes, auth, limits and error mapping of the HTTP server (on bora's own HTTP/1.1 layer).
 #include "server/http_server.h"
 
-#include <httplib.h>
-
+#include <cctype>
+#include <functional>
 #include <random>
+#include <string_view>
 
 #include "base/error.h"
 #include "server/api_error.h"
 #include "server/completions.h"
 #include "server/embeddings.h"
+#include "server/http/connection_server.h"
+#include "server/http/router.h"
 #include "server/web_page.h"
 
 namespace bora::server {
 namespace {
+
+using http::HttpRequest;
+using http::HttpResponse;
 
 std::string NewRequestId() {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -35,44 +41,82 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return difference == 0;
 }
 
-void WriteJson(httplib::Response& res, int status, const Json& body) {
+void WriteJson(HttpResponse& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  res.SetContent(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
-void WriteError(httplib::Response& res, const ApiError& error) {
+void WriteError(HttpResponse& res, const ApiError& error) {
   if (error.retry_after_seconds() > 0)
-    res.set_header("Retry-After", std::to_string(error.retry_after_seconds()));
+    res.SetHeader("Retry-After", std::to_string(error.retry_after_seconds()));
   WriteJson(res, error.status(), ErrorBody(error));
 }
 
-class SinkWriter : public ChunkWriter {
+// The JSON error for a status the HTTP layer answers itself (framing, limits, timeouts, caps).
+HttpResponse TransportError(int status, const std::string& message) {
+  HttpResponse res;
+  res.SetHeader("x-request-id", NewRequestId());
+  const std::string type = status >= 500 ? "internal_error" : "invalid_request_error";
+  const std::string text = status == 413
+                               ? "the request body is larger than the server accepts (--max-body)"
+                           : message.empty() ? "HTTP " + std::to_string(status)
+                                             : message;
+  WriteError(res, ApiError(status, type, text));
+  return res;
+}
+
+class StreamWriter : public ChunkWriter {
  public:
-  explicit SinkWriter(httplib::DataSink& sink) : sink_(sink) {}
-  bool Write(std::string_view data) override {
-    if (!sink_.is_writable()) return false;
-    return sink_.write(data.data(), data.size());
-  }
+  explicit StreamWriter(http::BodyWriter& out) : out_(out) {}
+  bool Write(std::string_view data) override { return out_.Write(data); }
 
  private:
-  httplib::DataSink& sink_;
+  http::BodyWriter& out_;
 };
+
+http::ConnectionLimits LimitsOf(const ServerOptions& options) {
+  using std::chrono::seconds;
+  http::ConnectionLimits limits;
+  limits.parser.max_request_line = options.max_request_line_bytes;
+  limits.parser.max_header_bytes = options.max_header_bytes;
+  limits.parser.max_header_count = options.max_header_count;
+  limits.parser.max_body_bytes = options.max_body_bytes;
+  limits.header_timeout = seconds(options.header_timeout_seconds);
+  limits.body_idle_timeout = seconds(options.read_timeout_seconds);
+  limits.body_timeout = seconds(options.body_timeout_seconds);
+  limits.keep_alive_timeout = seconds(options.keep_alive_seconds);
+  limits.write_stall_timeout = seconds(options.write_timeout_seconds);
+  limits.shutdown_grace = seconds(options.shutdown_grace_seconds);
+  limits.max_connections = options.max_connections;
+  limits.max_connections_per_ip = options.max_connections_per_ip;
+  limits.worker_threads = static_cast<size_t>(std::max(1, options.http_threads));
+  return limits;
+}
+
+// The media type of a Content-Type value (before any `;` parameter, spaces trimmed, any case)
+// is application/json.
+bool IsJsonMediaType(std::string_view value) {
+  value = value.substr(0, value.find(';'));
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (value.size() != kJson.size()) return false;
+  for (size_t i = 0; i < kJson.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kJson[i]) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
 HttpServer::HttpServer(std::vector<std::unique_ptr<ServedModel>> models, ServerOptions options)
     : models_(std::move(models)),
       options_(std::move(options)),
-      http_(std::make_unique<httplib::Server>()) {
-  const int threads = options_.http_threads;
-  http_->new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
-  };
-  http_->set_payload_max_length(options_.max_body_bytes);
-  http_->set_read_timeout(options_.read_timeout_seconds, 0);
-  http_->set_write_timeout(30, 0);
-  http_->set_keep_alive_timeout(60);
+      router_(std::make_unique<http::Router>()) {
   RegisterRoutes();
+  http_ = std::make_unique<http::ConnectionServer>(
+      LimitsOf(options_), [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); },
+      TransportError);
 }
 
 HttpServer::~HttpServer() { Stop(); }
@@ -91,103 +135,91 @@ std::vector<ServedModel*> HttpServer::Models() {
 }
 
 int HttpServer::Bind() {
-  const int port = options_.port == 0
-                       ? http_->bind_to_any_port(options_.host)
-                       : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
-  if (port < 0) {
+  try {
+    return http_->Listen(options_.host, options_.port);
+  } catch (const IoError&) {
     throw IoError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                   " (in use, or not an address of this machine); pick another --port or --host");
   }
-  return port;
 }
 
-void HttpServer::Serve() { http_->listen_after_bind(); }
+void HttpServer::Serve() { http_->Serve(); }
 
 void HttpServer::Stop() {
-  if (http_) http_->stop();
+  if (http_) http_->Stop();
+}
+
+void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
+  // Every response carries a request id; /v1 routes need a key when keys are configured.
+  res.SetHeader("x-request-id", NewRequestId());
+  const std::string origin = req.Header("Origin");
+  for (const std::string& allowed : options_.cors_origins) {
+    if (allowed == "*" || allowed == origin) {
+      res.SetHeader("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
+      res.SetHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.SetHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      break;
+    }
+  }
+  if (req.method == "OPTIONS") {
+    res.status = 204;
+    return;
+  }
+  if (!options_.api_keys.empty() && req.path.rfind("/v1/", 0) == 0) {
+    const std::string header = req.Header("Authorization");
+    const std::string prefix = "Bearer ";
+    bool ok = false;
+    if (header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0) {
+      const std::string key = header.substr(prefix.size());
+      for (const std::string& expected : options_.api_keys)
+        ok = ConstantTimeEquals(key, expected) || ok;
+    }
+    if (!ok) {
+      WriteError(res, ApiError(401, "authentication_error",
+                               header.empty() ? "missing API key: send Authorization: Bearer <key>"
+                                              : "invalid API key",
+                               "unauthorized"));
+      metrics_.CountRequest(req.path, 401);
+      return;
+    }
+  }
+  const http::Router::Handler* handler = router_->Find(req);
+  if (handler == nullptr) {
+    WriteError(res,
+               ApiError(404, "invalid_request_error", "no route " + req.method + " " + req.path));
+    return;
+  }
+  (*handler)(req, res);
+  // A handler that set an error status without a body still answers with our JSON error.
+  if (res.status >= 400 && res.body.empty() && !res.stream) {
+    WriteError(res,
+               ApiError(res.status, res.status >= 500 ? "internal_error" : "invalid_request_error",
+                        "HTTP " + std::to_string(res.status)));
+  }
 }
 
 void HttpServer::RegisterRoutes() {
-  httplib::Server& http = *http_;
-
-  // Every response carries a request id; /v1 routes need a key when keys are configured.
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    res.set_header("x-request-id", NewRequestId());
-    const std::string origin = req.get_header_value("Origin");
-    for (const std::string& allowed : options_.cors_origins) {
-      if (allowed == "*" || allowed == origin) {
-        res.set_header("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
-        res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        break;
-      }
-    }
-    if (req.method == "OPTIONS") {
-      res.status = 204;
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (!options_.api_keys.empty() && req.path.rfind("/v1/", 0) == 0) {
-      const std::string header = req.get_header_value("Authorization");
-      const std::string prefix = "Bearer ";
-      bool ok = false;
-      if (header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0) {
-        const std::string key = header.substr(prefix.size());
-        for (const std::string& expected : options_.api_keys)
-          ok = ConstantTimeEquals(key, expected) || ok;
-      }
-      if (!ok) {
-        WriteError(res,
-                   ApiError(401, "authentication_error",
-                            header.empty() ? "missing API key: send Authorization: Bearer <key>"
-                                           : "invalid API key",
-                            "unauthorized"));
-        metrics_.CountRequest(req.path, 401);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-
-  // Statuses cpp-httplib produces itself (404 route, 413 body, 400 framing) get our JSON body.
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string message = "HTTP " + std::to_string(res.status);
-        std::string type = "invalid_request_error";
-        if (res.status == 404) message = "no route " + req.method + " " + req.path;
-        if (res.status == 413)
-          message = "the request body is larger than the server accepts (--max-body)";
-        if (res.status >= 500) type = "internal_error";
-        WriteError(res, ApiError(res.status, type, message));
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          WriteError(res, ToApiError(e));
-        } catch (...) {
-          WriteError(res, ApiError(500, "internal_error", "internal error"));
-        }
-      });
+  http::Router& http = *router_;
+  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
   // Wraps a handler: the one place that turns exceptions into error responses and counts.
-  auto route = [this](std::string name,
-                      std::function<void(const httplib::Request&, httplib::Response&)> handler) {
-    return [this, name, handler](const httplib::Request& req, httplib::Response& res) {
+  auto route = [this](std::string name, Handler handler) -> Handler {
+    return [this, name, handler](const HttpRequest& req, HttpResponse& res) {
       try {
         handler(req, res);
       } catch (const std::exception& e) {
+        res.stream = nullptr;
         WriteError(res, ToApiError(e));
+      } catch (...) {
+        res.stream = nullptr;
+        WriteError(res, ApiError(500, "internal_error", "internal error"));
       }
       metrics_.CountRequest(name, res.status);
     };
   };
   // A JSON POST body with its model resolved.
-  auto json_request = [this](const httplib::Request& req, Json& body) -> ServedModel& {
-    const std::string type = req.get_header_value("Content-Type");
-    if (type.find("application/json") == std::string::npos) {
+  auto json_request = [this](const HttpRequest& req, Json& body) -> ServedModel& {
+    if (!IsJsonMediaType(req.Header("Content-Type"))) {
       throw ApiError(415, "invalid_request_error",
                      "send the body as Content-Type: application/json");
     }
@@ -203,8 +235,8 @@ void HttpServer::RegisterRoutes() {
     }
     return *model;
   };
-  auto completion = [this, json_request](CompletionKind kind) {
-    return [this, json_request, kind](const httplib::Request& req, httplib::Response& res) {
+  auto completion = [this, json_request](CompletionKind kind) -> Handler {
+    return [this, json_request, kind](const HttpRequest& req, HttpResponse& res) {
       Json body;
       ServedModel& model = json_request(req, body);
       PreparedCompletion prepared = kind == CompletionKind::kChat ? PrepareChat(body, model)
@@ -216,26 +248,22 @@ void HttpServer::RegisterRoutes() {
         return;
       }
       // Submitted here, so a full queue is still a plain 429 before any byte of the stream.
+      // Dropping the response drops the stream, whose destructor cancels an unfinished request.
       auto stream = std::make_shared<CompletionStream>(std::move(prepared), metrics_);
       res.status = 200;
-      res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream",
-          [stream](size_t, httplib::DataSink& sink) {
-            SinkWriter writer(sink);
-            stream->Run(writer);
-            sink.done();
-            return true;
-          },
-          [stream](bool) { /* the stream's destructor cancels an unfinished request */ });
+      res.SetHeader("Cache-Control", "no-cache");
+      res.SetStream("text/event-stream", [stream](http::BodyWriter& out) {
+        StreamWriter writer(out);
+        stream->Run(writer);
+      });
     };
   };
 
-  http.Get("/", route("/", [](const httplib::Request&, httplib::Response& res) {
-             res.set_content(std::string(WebPageHtml()), "text/html; charset=utf-8");
+  http.Add("GET", "/", route("/", [](const HttpRequest&, HttpResponse& res) {
+             res.SetContent(std::string(WebPageHtml()), "text/html; charset=utf-8");
            }));
-  http.Get(
-      "/health", route("/health", [this](const httplib::Request&, httplib::Response& res) {
+  http.Add(
+      "GET", "/health", route("/health", [this](const HttpRequest&, HttpResponse& res) {
         Json models = Json::array();
         for (ServedModel* model : Models()) {
           const runtime::EngineCounters c = model->engine().counters();
@@ -243,35 +271,35 @@ void HttpServer::RegisterRoutes() {
         }
         WriteJson(res, 200, {{"status", "ok"}, {"models", models}});
       }));
-  http.Get("/metrics", route("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-             res.set_content(metrics_.Render(Models()), "text/plain; version=0.0.4");
+  http.Add("GET", "/metrics", route("/metrics", [this](const HttpRequest&, HttpResponse& res) {
+             res.SetContent(metrics_.Render(Models()), "text/plain; version=0.0.4");
            }));
-  http.Get("/v1/models",
-           route("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+  http.Add("GET", "/v1/models", route("/v1/models", [this](const HttpRequest&, HttpResponse& res) {
              Json data = Json::array();
              for (ServedModel* model : Models()) data.push_back(model->Card());
              WriteJson(res, 200, {{"object", "list"}, {"data", data}});
            }));
-  http.Get(R"(/v1/models/(.+))",
-           route("/v1/models/{id}", [this](const httplib::Request& req, httplib::Response& res) {
-             const std::string id = req.matches[1];
+  http.Add("GET", "/v1/models/{id}",
+           route("/v1/models/{id}", [this](const HttpRequest& req, HttpResponse& res) {
+             const std::string id = req.path_params.at("id");
              ServedModel* model = FindModel(id);
              if (model == nullptr) {
                throw ApiError(404, "invalid_model", "Invalid model: " + id, "1500", "model_id");
              }
              WriteJson(res, 200, model->Card());
            }));
-  http.Post("/v1/chat/completions",
-            route("/v1/chat/completions", completion(CompletionKind::kChat)));
-  http.Post("/v1/fim/completions", route("/v1/fim/completions", completion(CompletionKind::kFim)));
-  http.Post("/v1/completions", route("/v1/completions", completion(CompletionKind::kLegacy)));
-  http.Post("/v1/embeddings",
-            route("/v1/embeddings",
-                  [this, json_request](const httplib::Request& req, httplib::Response& res) {
-                    Json body;
-                    ServedModel& model = json_request(req, body);
-                    WriteJson(res, 200, RunEmbeddings(body, model, metrics_));
-                  }));
+  http.Add("POST", "/v1/chat/completions",
+           route("/v1/chat/completions", completion(CompletionKind::kChat)));
+  http.Add("POST", "/v1/fim/completions",
+           route("/v1/fim/completions", completion(CompletionKind::kFim)));
+  http.Add("POST", "/v1/completions",
+           route("/v1/completions", completion(CompletionKind::kLegacy)));
+  http.Add("POST", "/v1/embeddings",
+           route("/v1/embeddings", [this, json_request](const HttpRequest& req, HttpResponse& res) {
+             Json body;
+             ServedModel& model = json_request(req, body);
+             WriteJson(res, 200, RunEmbeddings(body, model, metrics_));
+           }));
 }
 
 }  // namespace bora::server

@@ -11,20 +11,34 @@
 #include "server/metrics.h"
 #include "server/served_model.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace bora::server {
 
+namespace http {
+class ConnectionServer;
+class Router;
+struct HttpRequest;
+struct HttpResponse;
+}  // namespace http
+
+// Limits follow reliability rule H2 (the defaults); a client over one gets a 4xx and is closed.
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                          // 0: any free port
-  std::vector<std::string> api_keys;        // empty: no auth
-  size_t max_body_bytes = size_t{8} << 20;  // 413 above
-  int read_timeout_seconds = 30;            // a client sending nothing this long is dropped
-  int http_threads = 64;                    // connections served at once
-  std::vector<std::string> cors_origins;    // "*" or exact origins
+  int port = 8080;                           // 0: any free port
+  std::vector<std::string> api_keys;         // empty: no auth
+  size_t max_body_bytes = size_t{8} << 20;   // 413 above, before the body is read
+  int read_timeout_seconds = 30;             // a client sending no body byte this long: 408
+  int http_threads = 64;                     // requests handled at once
+  std::vector<std::string> cors_origins;     // "*" or exact origins
+  int header_timeout_seconds = 10;           // the whole header section: 408 after
+  int body_timeout_seconds = 120;            // the whole body: 408 after
+  int keep_alive_seconds = 60;               // an idle kept-alive connection is closed after
+  int write_timeout_seconds = 30;            // a write stalled this long fails (stream cancelled)
+  int shutdown_grace_seconds = 30;           // in-flight requests after Stop(), then cut
+  size_t max_request_line_bytes = 8 * 1024;  // 414 above
+  size_t max_header_bytes = 32 * 1024;       // 431 above
+  size_t max_header_count = 100;             // 431 above
+  size_t max_connections = 512;              // 503 and closed above
+  size_t max_connections_per_ip = 64;        // 503 and closed above
 };
 
 class HttpServer {
@@ -44,13 +58,16 @@ class HttpServer {
 
  private:
   void RegisterRoutes();
+  // Request id, CORS, preflight and auth, then the route (or a 404).
+  void Handle(http::HttpRequest& req, http::HttpResponse& res);
   ServedModel* FindModel(const std::string& id);
   std::vector<ServedModel*> Models();
 
   std::vector<std::unique_ptr<ServedModel>> models_;
   ServerOptions options_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::ConnectionServer> http_;
 };
 
 }  // namespace bora::server

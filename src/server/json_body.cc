@@ -1,6 +1,8 @@
 // JSON body parsing and typed field readers.
 #include "server/json_body.h"
 
+#include <malloc.h>
+
 #include <cmath>
 
 #include "server/api_error.h"
@@ -40,9 +42,10 @@ Json ParseBody(std::string_view text) {
   return body;
 }
 
-std::optional<double> NumberField(const Json& body, const std::string& key, double min,
-                                  double max) {
-  const auto it = body.find(key);
+std::optional<double> NumberField(const Json& body, const std::string& field, double min,
+                                  double max, const std::string& name) {
+  const std::string& key = name.empty() ? field : name;
+  const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_number()) {
     throw ApiError::Validation(key, key + " must be a number, not " + TypeName(*it), "float_type");
@@ -55,14 +58,20 @@ std::optional<double> NumberField(const Json& body, const std::string& key, doub
   return value;
 }
 
-std::optional<int64_t> IntField(const Json& body, const std::string& key, int64_t min,
-                                int64_t max) {
-  const auto it = body.find(key);
+std::optional<int64_t> IntField(const Json& body, const std::string& field, int64_t min,
+                                int64_t max, const std::string& name) {
+  const std::string& key = name.empty() ? field : name;
+  const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (it->is_number_float()) {
+    // 2.0 is read as 2 (as pydantic does); 2.5 is a type error. An integer literal beyond 64 bits
+    // also arrives here (the parser turns it into a double): out of range, not a wrong type.
     const double value = it->get<double>();
-    if (value != std::floor(value) || std::fabs(value) > 9e15) {
+    if (value != std::floor(value)) {
       throw ApiError::Validation(key, key + " must be an integer, got " + it->dump(), "int_type");
+    }
+    if (value < -9223372036854775808.0 || value >= 9223372036854775808.0) {
+      throw ApiError::BadField(key, key + " is outside the 64-bit integer range: " + it->dump());
     }
     const auto whole = static_cast<int64_t>(value);
     if (whole < min || whole > max) {
@@ -86,16 +95,19 @@ std::optional<int64_t> IntField(const Json& body, const std::string& key, int64_
   return value;
 }
 
-std::optional<bool> BoolField(const Json& body, const std::string& key) {
-  const auto it = body.find(key);
+std::optional<bool> BoolField(const Json& body, const std::string& field, const std::string& name) {
+  const std::string& key = name.empty() ? field : name;
+  const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_boolean())
     throw ApiError::Validation(key, key + " must be a boolean, not " + TypeName(*it), "bool_type");
   return it->get<bool>();
 }
 
-std::optional<std::string> StringField(const Json& body, const std::string& key) {
-  const auto it = body.find(key);
+std::optional<std::string> StringField(const Json& body, const std::string& field,
+                                       const std::string& name) {
+  const std::string& key = name.empty() ? field : name;
+  const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_string()) {
     throw ApiError::Validation(key, key + " must be a string, not " + TypeName(*it), "string_type");
@@ -103,8 +115,10 @@ std::optional<std::string> StringField(const Json& body, const std::string& key)
   return it->get<std::string>();
 }
 
-std::optional<std::vector<std::string>> StringListField(const Json& body, const std::string& key) {
-  const auto it = body.find(key);
+std::optional<std::vector<std::string>> StringListField(const Json& body, const std::string& field,
+                                                        const std::string& name) {
+  const std::string& key = name.empty() ? field : name;
+  const auto it = body.find(field);
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return std::vector<std::string>{it->get<std::string>()};
   if (!it->is_array()) {
@@ -119,6 +133,36 @@ std::optional<std::vector<std::string>> StringListField(const Json& body, const 
     values.push_back(item.get<std::string>());
   }
   return values;
+}
+
+size_t TextBytes(const Json& value) {
+  if (value.is_string()) return value.get_ref<const std::string&>().size();
+  size_t bytes = 0;
+  if (value.is_object()) {
+    for (const auto& item : value.items()) bytes += item.key().size() + TextBytes(item.value());
+  } else if (value.is_array()) {
+    for (const Json& item : value) bytes += TextBytes(item);
+  }
+  return bytes;
+}
+
+namespace {
+
+void ReleaseFreeHeapMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace
+
+ReleaseMemoryAroundLargeRequest::ReleaseMemoryAroundLargeRequest(const Json& body)
+    : large_(TextBytes(body) >= kLargeRequestText) {
+  if (large_) ReleaseFreeHeapMemory();
+}
+
+ReleaseMemoryAroundLargeRequest::~ReleaseMemoryAroundLargeRequest() {
+  if (large_) ReleaseFreeHeapMemory();
 }
 
 }  // namespace bora::server

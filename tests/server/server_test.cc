@@ -5,82 +5,27 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "server/server_process.h"
 #include "testdata.h"
-
-extern char** environ;
 
 namespace bora::testing {
 namespace {
 
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
-
-// A `bora serve` child process; its stderr goes to a log file that announces the port.
-class ServerProcess {
- public:
-  ServerProcess(const std::vector<std::string>& args, const std::string& log) {
-    std::vector<std::string> argv = {BORA_BINARY, "serve", "--port", "0"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> raw;
-    for (std::string& a : argv) raw.push_back(a.data());
-    raw.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    if (posix_spawn(&pid_, raw[0], &actions, nullptr, raw.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 600 && pid_ > 0 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::ifstream in(log);
-      std::stringstream text;
-      text << in.rdbuf();
-      std::smatch match;
-      const std::string content = text.str();
-      if (std::regex_search(content, match, listening)) port_ = std::stoi(match[1]);
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        ADD_FAILURE() << "bora serve exited: " << content;
-        pid_ = -1;
-      }
-    }
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "bora serve did not stop cleanly";
-    }
-  }
-  int port() const { return port_; }
-  bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 class ServerTest : public ::testing::Test {
  protected:
