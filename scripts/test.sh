@@ -72,12 +72,13 @@ if [ "$fast" -eq 0 ]; then
     rm -rf "$scratch" "$scratch.log"
   done
 
-  # ThreadSanitizer on the multi-threaded parts only (engine, scheduler, thread pool).
-  stage "tsan build (engine, thread pool)"
+  # ThreadSanitizer on the multi-threaded parts only (engine, scheduler, thread pool, the HTTP
+  # connection loop and its workers).
+  stage "tsan build (engine, thread pool, http)"
   timed cmake --preset tsan >/dev/null
-  timed cmake --build --preset tsan -j "$jobs" --target engine_test base_test
+  timed cmake --build --preset tsan -j "$jobs" --target engine_test base_test http_listener_test
   stage "tsan tests"
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    timed ctest --preset tsan -j "$jobs" -R 'EngineTest|ThreadPool'
+    timed ctest --preset tsan -j "$jobs" -R 'EngineTest|ThreadPool|HttpListener'
 fi
 stage "all tests passed"
