@@ -159,6 +159,46 @@ GenerationFields ReadFields(const Json& body, ServedModel& model) {
 
 }  // namespace
 
+namespace {
+
+// Text bytes of a chat request's message contents (strings and text parts).
+int64_t MessageTextBytes(const Json& messages) {
+  int64_t bytes = 0;
+  for (const Json& message : messages) {
+    if (!message.is_object()) continue;
+    const auto content = message.find("content");
+    if (content == message.end()) continue;
+    if (content->is_string()) {
+      bytes += static_cast<int64_t>(content->get_ref<const std::string&>().size());
+    } else if (content->is_array()) {
+      for (const Json& part : *content) {
+        if (!part.is_object()) continue;
+        const auto text = part.find("text");
+        if (text != part.end() && text->is_string()) {
+          bytes += static_cast<int64_t>(text->get_ref<const std::string&>().size());
+        }
+      }
+    }
+  }
+  return bytes;
+}
+
+// Refuses a prompt whose text alone needs more tokens than the context holds, before spending
+// seconds tokenizing megabytes of it: every token stands for at most max_token_bytes() bytes.
+void RejectSurelyTooLong(int64_t text_bytes, ServedModel& model, const char* param) {
+  const int64_t at_least = text_bytes / model.max_token_bytes();
+  if (at_least < model.context_length()) return;
+  throw ApiError(400, "invalid_request_error",
+                 "context length exceeded: the prompt's " + std::to_string(text_bytes) +
+                     " bytes of text make at least " + std::to_string(at_least) +
+                     " tokens and the model's context is " +
+                     std::to_string(model.context_length()) +
+                     " (nothing is truncated; shorten the prompt)",
+                 "context_length_exceeded", param);
+}
+
+}  // namespace
+
 PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
   const ReleaseMemoryAroundLargeRequest release(body);
   RequireField(body, "messages");
@@ -166,6 +206,7 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
     throw ApiError::Validation("messages", "messages must be a list", "list_type");
   if (body["messages"].empty()) throw ApiError::BadField("messages", "messages must not be empty");
   CheckChatSizes(body);
+  RejectSurelyTooLong(MessageTextBytes(body["messages"]), model, "messages");
   PreparedCompletion p;
   p.kind = CompletionKind::kChat;
   p.id = "chatcmpl-" + RandomHex(24);
@@ -278,6 +319,8 @@ PreparedCompletion PrepareFim(const Json& body, ServedModel& model) {
     throw ApiError::Validation("prompt", "prompt must be a string, not null", "string_type");
   fim.prompt = *prompt;
   fim.suffix = StringField(body, "suffix");
+  RejectSurelyTooLong(static_cast<int64_t>(fim.prompt.size() + fim.suffix.value_or("").size()),
+                      model, "prompt");
   if (fim.prompt.empty() && fim.suffix.value_or("").empty()) {
     throw ApiError::BadField("prompt",
                              "prompt and suffix are both empty: there is nothing to fill in");
@@ -305,6 +348,7 @@ PreparedCompletion PrepareLegacyCompletion(const Json& body, ServedModel& model)
   } else {
     p.prompt_text = prompt.get<std::string>();
   }
+  RejectSurelyTooLong(static_cast<int64_t>(p.prompt_text.size()), model, "prompt");
   p.echo = BoolField(body, "echo").value_or(false);
   // best_of (OpenAI legacy) is not implemented beyond its trivial form: best_of <= n.
   if (auto best_of = IntField(body, "best_of", 1, runtime::kMaxChoices);

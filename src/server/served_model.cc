@@ -1,6 +1,7 @@
 // Loading a served model and describing it as a model card.
 #include "server/served_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +32,14 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
                       " ids but the model's vocabulary is " +
                       std::to_string(served->model_->params().vocab_size));
   }
+  // Pieces as written (SentencePiece's U+2581 counts 3 bytes) and as decoded: the larger
+  // bounds the text one token covers, special and user-defined pieces included.
+  const tokenizer::Tokenizer& tok = *served->tokenizer_.tokenizer;
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
+    const int64_t bytes =
+        static_cast<int64_t>(std::max(tok.TokenBytes(id).size(), tok.IdToPiece(id).size()));
+    served->max_token_bytes_ = std::max(served->max_token_bytes_, bytes);
+  }
   served->engine_ = std::make_unique<runtime::Engine>(*served->model_,
                                                       served->tokenizer_.tokenizer.get(), engine);
 
@@ -45,7 +54,6 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
       throw FormatError(dir + "/generation_config.json: not valid JSON");
     }
   }
-  const tokenizer::Tokenizer& tok = *served->tokenizer_.tokenizer;
   served->supports_fim_ = served->version() != tokenizer::InstructVersion::kV1 &&
                           tok.FindSpecial("[SUFFIX]") && tok.FindSpecial("[PREFIX]");
   served->supports_tools_ = tok.FindSpecial("[TOOL_CALLS]").has_value() &&

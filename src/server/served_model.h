@@ -27,6 +27,9 @@ class ServedModel {
   tokenizer::InstructVersion version() const { return tokenizer_.version.version; }
   runtime::Engine& engine() { return *engine_; }
   int64_t context_length() const { return model_->context_length(); }
+  // Most text bytes one token of this tokenizer can stand for: a prompt of B bytes has at
+  // least B / max_token_bytes() tokens (the cheap bound that refuses huge prompts early).
+  int64_t max_token_bytes() const { return max_token_bytes_; }
   // generation_config.json's temperature, else 0.7: what a request without `temperature` gets.
   float default_temperature() const { return static_cast<float>(default_temperature_); }
   bool supports_fim() const { return supports_fim_; }
@@ -43,6 +46,7 @@ class ServedModel {
   std::string dir_;
   std::unique_ptr<model::Transformer> model_;
   tokenizer::LoadedTokenizer tokenizer_;
+  int64_t max_token_bytes_ = 1;
   std::unique_ptr<runtime::Engine> engine_;
   double default_temperature_ = 0.7;
   bool supports_fim_ = false;

@@ -127,6 +127,12 @@ TEST_F(ServerTest, ClientMistakesAre4xxWithReadableBodies) {
   ExpectErrorBody(Post("/v1/chat/completions",
                        Chat({{"messages", {{{"role", "user"}, {"content", long_text}}}}, {"max_tokens", 1}}).dump()),
                   400);
+  // A prompt whose bytes alone need more tokens than the context is refused before tokenizing.
+  auto huge = Post("/v1/chat/completions",
+                   Chat({{"messages", {{{"role", "user"}, {"content", std::string(60000, 'a')}}}}}).dump());
+  ExpectErrorBody(huge, 400);
+  EXPECT_NE(huge->body.find("at least"), std::string::npos) << huge->body;
+  EXPECT_NE(huge->body.find("context_length_exceeded"), std::string::npos) << huge->body;
   // And the server still answers a normal request.
   auto ok = Post("/v1/chat/completions", Chat({}).dump());
   ASSERT_TRUE(ok);
