@@ -52,8 +52,11 @@ inline std::vector<int32_t> EncodeChecked(const tokenizer::Tokenizer& tokenizer,
 // Pushes in-range `ids` through a StreamingDetokenizer in pieces whose sizes come from `plan`
 // (1 to 8 ids each, cycling), and checks T6: every returned chunk is valid UTF-8 and their
 // concatenation equals Decode(ids, policy). kRaise is checked to throw exactly when Decode does.
+// `require_equal` false checks safety only (valid UTF-8, typed errors): crafted SentencePiece
+// models can still make the streamed text differ from Decode (docs/RELIABILITY.md, known gaps).
 inline void CheckStreaming(const tokenizer::Tokenizer& tokenizer, std::span<const int32_t> ids,
-                           tokenizer::SpecialTokenPolicy policy, std::string_view plan) {
+                           tokenizer::SpecialTokenPolicy policy, std::string_view plan,
+                           bool require_equal = true) {
   std::string expected;
   bool decode_raised = false;
   try {
@@ -85,12 +88,13 @@ inline void CheckStreaming(const tokenizer::Tokenizer& tokenizer, std::span<cons
       }
     }
   }
-  Require(stream_raised == decode_raised, "streaming and Decode disagree on kRaise");
-  if (decode_raised) return;
+  if (require_equal)
+    Require(stream_raised == decode_raised, "streaming and Decode disagree on kRaise");
+  if (decode_raised || stream_raised) return;
   const std::string tail = stream.Finish();
   Require(IsValidUtf8(tail), "StreamingDetokenizer::Finish returned invalid UTF-8");
   streamed += tail;
-  Require(streamed == expected, "streamed text differs from Decode");
+  if (require_equal) Require(streamed == expected, "streamed text differs from Decode");
 }
 
 // A valid Tekken file: the 256 byte ranks, `merges` after them, a v13 special table (so the
