@@ -364,8 +364,12 @@ void JsonSchemaCompiler::Emit(const SchemaJson& schema, int32_t from, int32_t to
   }
   std::vector<std::string> types =
       schema.contains("type") ? Types(schema, path) : ImpliedTypes(schema);
-  if (schema.value("nullable", false) &&
-      std::find(types.begin(), types.end(), "null") == types.end() && !types.empty()) {
+  bool nullable = false;
+  if (auto it = schema.find("nullable"); it != schema.end()) {
+    if (!it->is_boolean()) throw InvalidArgument(Where(path) + "'nullable' must be true or false");
+    nullable = it->get<bool>();
+  }
+  if (nullable && std::find(types.begin(), types.end(), "null") == types.end() && !types.empty()) {
     types.push_back("null");
   }
   if (auto values = schema.find("enum"); values != schema.end()) {
@@ -587,7 +591,12 @@ std::shared_ptr<const Grammar> CompileJsonSchema(const SchemaJson& schema,
   GrammarBuilder builder;
   JsonGrammarWriter writer(builder, options);
   JsonSchemaCompiler compiler(writer, schema, "schema");
-  return builder.Build(compiler.RootRule());
+  try {
+    return builder.Build(compiler.RootRule());
+  } catch (const nlohmann::json::exception& e) {
+    // Every keyword is type-checked before use; this keeps a missed check a 400, not an abort.
+    throw InvalidArgument(std::string("JSON schema: ") + e.what());
+  }
 }
 
 std::shared_ptr<const Grammar> CompileJsonSchema(const nlohmann::json& schema,

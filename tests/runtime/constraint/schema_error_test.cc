@@ -51,6 +51,10 @@ TEST(SchemaErrorTest, MalformedSchemas) {
   EXPECT_NE(CompileError(R"({"type":"object","required":["a"],"additionalProperties":false})"), "");
   EXPECT_NE(CompileError(R"({"allOf":[{"type":"string"},{"type":"integer"}]})"), "");
   EXPECT_NE(CompileError(R"({"type":"array","maxItems":1000000000})"), "");
+  // Found by fuzz_json_schema: a non-boolean 'nullable' aborted the process.
+  EXPECT_NE(CompileError(R"({"type":"string","nullable":-16})").find("'nullable'"),
+            std::string::npos);
+  EXPECT_NE(CompileError(R"({"nullable":"yes","maximum":2})"), "");
 }
 
 TEST(SchemaErrorTest, LeftRecursionIsRejected) {
