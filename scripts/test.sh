@@ -44,8 +44,10 @@ if [ "$fast" -eq 0 ]; then
   stage "asan-ubsan tests"
   # The constrained-generation acceptance test samples 2 × 1000 sequences through a model: its
   # code paths run under the sanitizers in the constraint unit tests, at a fraction of the time.
+  # Likewise the 100-step fine-tuning runs (TuneTest): the trainer's forward and backward run
+  # under the sanitizers in the gradient checks (train_test).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    timed ctest --preset asan-ubsan -j "$jobs" -L 'unit|numerical|e2e' -E 'ConstrainedGeneration'
+    timed ctest --preset asan-ubsan -j "$jobs" -L 'unit|numerical|e2e' -E 'ConstrainedGeneration|TuneTest'
 
   # Tier-1 fuzzing with the same build: each target from its committed corpus for a bounded
   # time (LONG_TESTS=1: 5 minutes each). New inputs go to a scratch directory; a crash leaves

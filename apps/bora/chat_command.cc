@@ -8,7 +8,9 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "formats/model_folder.h"
 #include "kv_flags.h"
+#include "model/lora_adapter.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "runtime/engine.h"
@@ -21,6 +23,7 @@ namespace {
 struct ChatFlags {
   std::string model_dir;
   std::string system;
+  std::string lora_dir;
   float temperature = 0.7f;
   float top_p = 1.0f;
   std::optional<uint64_t> seed;
@@ -43,7 +46,18 @@ int RunChat(const ChatFlags& flags) {
   if (file.empty())
     throw InvalidArgument(flags.model_dir +
                           " has no tokenizer file (tekken.json, tokenizer.model*)");
-  tokenizer::LoadedTokenizer loaded = tokenizer::LoadTokenizer(file);
+  // A LoRA adapter applies to every turn; its instruct version (when saved) renders the chat.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  std::optional<tokenizer::InstructVersion> version;
+  if (!flags.lora_dir.empty()) {
+    const formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
+    lora = std::make_shared<const model::LoraAdapter>(
+        model::LoadLoraAdapter(flags.lora_dir, folder.params));
+    if (!lora->instruct_version.empty()) {
+      version = tokenizer::ParseInstructVersion(lora->instruct_version);
+    }
+  }
+  tokenizer::LoadedTokenizer loaded = tokenizer::LoadTokenizer(file, version);
   model::LoadOptions options;
   options.context = flags.context;
   options.threads = flags.threads;
@@ -103,6 +117,7 @@ int RunChat(const ChatFlags& flags) {
     generation.sampling.top_p = flags.top_p;
     generation.sampling.seed = flags.seed;
     generation.max_tokens = std::min(flags.max_tokens, room);
+    generation.lora = lora;
     std::shared_ptr<runtime::RequestStream> stream = engine.Submit(std::move(generation));
     std::string reply;
     runtime::Event event;
@@ -138,6 +153,8 @@ Command RegisterChat(CLI::App& app) {
       "Example: bora chat --model models/mistral-7b-instruct --system \"Answer briefly\"");
   sub->add_option("--model", flags->model_dir, "Model folder with its tokenizer file")->required();
   sub->add_option("--system", flags->system, "System prompt");
+  sub->add_option("--lora", flags->lora_dir,
+                  "LoRA adapter folder (mistral-finetune or PEFT) applied to the model");
   sub->add_option("--temperature", flags->temperature, "0 = greedy")
       ->check(CLI::Range(0.0, 2.0))
       ->capture_default_str();

@@ -26,6 +26,9 @@ Command RegisterTokenize(CLI::App& app);
 Command RegisterRender(CLI::App& app);
 Command RegisterServe(CLI::App& app);
 Command RegisterChat(CLI::App& app);
+Command RegisterMergeLora(CLI::App& app);
+Command RegisterTune(CLI::App& app);
+Command RegisterMakeDataset(CLI::App& app);
 
 // "1,2,3" or "1 2 3" → ids; throws InvalidArgument for anything else.
 std::vector<int32_t> ParseTokenList(const std::string& text);

@@ -12,7 +12,9 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "formats/model_folder.h"
 #include "kv_flags.h"
+#include "model/lora_adapter.h"
 #include "model/transformer.h"
 #include "runtime/constraint/json_schema.h"
 #include "runtime/engine.h"
@@ -32,6 +34,7 @@ struct GenerateFlags {
   std::string system;
   std::string tokens;
   std::string tokenizer_file;
+  std::string lora_dir;
   int64_t max_tokens = 256;
   bool max_tokens_given = false;
   int64_t context = 4096;
@@ -109,6 +112,18 @@ int RunGenerate(const GenerateFlags& flags) {
   sampling.frequency_penalty = flags.frequency_penalty;
   sampling.repetition_penalty = flags.repetition_penalty;
 
+  // A LoRA adapter applies to every token; its instruct version (when saved) builds --chat.
+  std::shared_ptr<const model::LoraAdapter> lora;
+  std::optional<tokenizer::InstructVersion> version;
+  if (!flags.lora_dir.empty()) {
+    const formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
+    lora = std::make_shared<const model::LoraAdapter>(
+        model::LoadLoraAdapter(flags.lora_dir, folder.params));
+    if (!lora->instruct_version.empty()) {
+      version = tokenizer::ParseInstructVersion(lora->instruct_version);
+    }
+  }
+
   std::optional<tokenizer::LoadedTokenizer> loaded;
   std::vector<int32_t> prompt;
   if (text_mode) {
@@ -119,7 +134,7 @@ int RunGenerate(const GenerateFlags& flags) {
                             " has no tokenizer file (tekken.json, tokenizer.model*); pass "
                             "--tokenizer FILE or use --tokens");
     }
-    loaded = tokenizer::LoadTokenizer(file);
+    loaded = tokenizer::LoadTokenizer(file, version);
     if (!flags.prompt.empty()) {
       prompt = loaded->tokenizer->Encode(flags.prompt);
       prompt.insert(prompt.begin(), loaded->tokenizer->bos_id());
@@ -185,6 +200,7 @@ int RunGenerate(const GenerateFlags& flags) {
   request.max_tokens = max_tokens;
   request.stop = flags.stop;
   request.grammar = grammar;
+  request.lora = lora;
 
   std::vector<int32_t> generated;
   std::string text;
@@ -265,6 +281,9 @@ Command RegisterGenerate(CLI::App& app) {
                   "Prompt token ids, comma-separated (prints the new ids)");
   sub->add_option("--tokenizer", flags->tokenizer_file,
                   "Tokenizer file (default: the one in the model folder)");
+  sub->add_option("--lora", flags->lora_dir,
+                  "LoRA adapter folder (mistral-finetune or PEFT) applied to the model; --chat "
+                  "uses the adapter's instruct version when it records one");
   sub->add_option("-n,--max-tokens", flags->max_tokens,
                   "Most tokens to generate (text: default up to the context end)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))

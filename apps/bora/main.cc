@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
       bora::app::RegisterCheckGolden(app), bora::app::RegisterGenerate(app),
       bora::app::RegisterMakeModel(app), bora::app::RegisterBench(app), bora::app::RegisterQuantize(app),
       bora::app::RegisterTokenize(app), bora::app::RegisterRender(app), bora::app::RegisterServe(app),
-      bora::app::RegisterChat(app)};
+      bora::app::RegisterChat(app), bora::app::RegisterMergeLora(app),
+      bora::app::RegisterTune(app), bora::app::RegisterMakeDataset(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 
 struct ServeFlags {
   std::vector<std::string> models;
+  std::vector<std::string> loras;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::vector<std::string> api_keys;
@@ -105,6 +106,38 @@ int RunServe(const ServeFlags& flags) {
     std::fprintf(stderr, "bora serve: loading %s from %s\n", id.c_str(), dir.c_str());
     models.push_back(server::ServedModel::Load(id, dir, load, engine));
   }
+  // Adapters: models of their own that run on their base model's engine.
+  for (const std::string& spec : flags.loras) {
+    const size_t equals = spec.find('=');
+    if (equals == std::string::npos || equals == 0 || equals + 1 == spec.size()) {
+      throw InvalidArgument("--lora " + spec + ": expected NAME=DIR or BASE:NAME=DIR");
+    }
+    const std::string left = spec.substr(0, equals);
+    std::string dir = spec.substr(equals + 1);
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    const size_t colon = left.rfind(':');
+    const std::string base_id = colon == std::string::npos ? "" : left.substr(0, colon);
+    const std::string name = colon == std::string::npos ? left : left.substr(colon + 1);
+    if (name.empty()) throw InvalidArgument("--lora " + spec + ": empty adapter name");
+    server::ServedModel* base = nullptr;
+    for (const auto& loaded : models) {
+      if (loaded->Answers(name)) {
+        throw InvalidArgument("--lora " + spec + ": a model named " + name + " is already served");
+      }
+      if (!loaded->is_adapter() && (base_id.empty() || loaded->id() == base_id)) {
+        if (base != nullptr && base_id.empty()) {
+          throw InvalidArgument("--lora " + spec +
+                                ": several models are served; name the base: --lora BASE:" + name +
+                                "=" + dir);
+        }
+        base = loaded.get();
+      }
+    }
+    if (base == nullptr) throw InvalidArgument("--lora " + spec + ": no --model named " + base_id);
+    std::fprintf(stderr, "bora serve: loading LoRA adapter %s from %s on %s\n", name.c_str(),
+                 dir.c_str(), base->id().c_str());
+    models.push_back(server::ServedModel::LoadAdapter(name, dir, *base));
+  }
 
   server::HttpServer http(std::move(models), options);
   const int port = http.Bind();
@@ -136,6 +169,9 @@ Command RegisterServe(CLI::App& app) {
   sub->add_option("--model", flags->models,
                   "[NAME=]DIR, repeatable; the id is NAME or the folder's name")
       ->required();
+  sub->add_option("--lora", flags->loras,
+                  "[BASE:]NAME=DIR, repeatable: serve a LoRA adapter folder as model NAME (also "
+                  "ft:BASE:NAME) on the base model BASE (needed when several --model are given)");
   sub->add_option("--host", flags->host, "Address to bind (non-loopback needs an API key)")
       ->capture_default_str();
   sub->add_option("--port", flags->port, "Port (0: any free port, printed)")

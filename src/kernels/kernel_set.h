@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "base/cpu_features.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/quant/qgemm.h"
 
 namespace bora::kernels {
@@ -21,6 +22,8 @@ struct KernelSet {
   // Packed q8/q4 weights: activation quantizer and GEMM (bit-identical across ISAs).
   QuantizeRowsFn quantize_rows = nullptr;
   QGemmFn qgemm = nullptr;
+  // f32 GEMM strip (training): C[rows <= 12, 16] += A · packed B strip.
+  GemmStripFn gemm_strip = nullptr;
 };
 
 // The table for `isa` (AMX uses the AVX-512 VNNI table: no AMX tile kernels yet). The caller

@@ -16,6 +16,7 @@ void Activations::Reserve(const formats::ModelParams& p, int64_t rows) {
   block_out.resize(t * p.dim);
   ffn_gate.resize(t * p.hidden_dim);
   ffn_up.resize(t * p.hidden_dim);
+  row_lora.resize(t);
   if (p.moe) {
     router.resize(t * p.moe->num_experts);
     chosen.resize(t * p.moe->num_experts_per_tok);
@@ -24,7 +25,13 @@ void Activations::Reserve(const formats::ModelParams& p, int64_t rows) {
     expert_weight.resize(t);
     expert_in.resize(t * p.dim);
     expert_out.resize(t * p.dim);
+    expert_row_lora.resize(t);
   }
+}
+
+void Activations::ReserveLora(int64_t rows, int64_t rank) {
+  const size_t needed = static_cast<size_t>(rows * rank);
+  if (lora_mid.size() < needed) lora_mid.resize(needed);
 }
 
 }  // namespace bora::model

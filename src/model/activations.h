@@ -9,6 +9,8 @@
 
 namespace bora::model {
 
+struct LoraAdapter;
+
 struct Activations {
   int64_t tokens = 0;            // rows every buffer below can hold
   std::vector<float> residual;   // [T, dim] the residual stream h
@@ -28,9 +30,16 @@ struct Activations {
   std::vector<float> expert_weight;   // [T] their routing weights
   std::vector<float> expert_in;       // [T, dim] gathered inputs of the current expert
   std::vector<float> expert_out;      // [T, dim]
+  // LoRA: the adapter of each row (null: none), of each gathered expert row, and A x scratch.
+  bool lora = false;                                // some row of the current call has one
+  std::vector<const LoraAdapter*> row_lora;         // [T]
+  std::vector<const LoraAdapter*> expert_row_lora;  // [T] (MoE only)
+  std::vector<float> lora_mid;                      // [T, largest rank seen]
 
   // Makes every buffer hold at least `rows` tokens.
   void Reserve(const formats::ModelParams& params, int64_t rows);
+  // Makes lora_mid hold `rows` rows of `rank` values (grows only).
+  void ReserveLora(int64_t rows, int64_t rank);
 };
 
 }  // namespace bora::model

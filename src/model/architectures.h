@@ -18,8 +18,10 @@ std::unique_ptr<Transformer> MakeMixtral(formats::ModelFolder folder, ModelWeigh
                                          std::unique_ptr<ops::ComputeContext> ctx);
 
 // out = w2(silu(w1 x) * w3 x) for `tokens` rows. x: [tokens, dim]; gate/up: [tokens, hidden]
-// scratch (gate is overwritten with the activation); out: [tokens, dim].
-void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x, int64_t tokens,
-                       float* gate, float* up, float* out);
+// scratch (gate is overwritten with the activation); out: [tokens, dim]. With `lora`, each
+// row's adapter adds its low-rank terms to w1, w3 and w2.
+void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x,
+                       int64_t tokens, float* gate, float* up, float* out,
+                       const LoraRows* lora = nullptr);
 
 }  // namespace bora::model

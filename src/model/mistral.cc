@@ -18,21 +18,27 @@ class MistralModel final : public Transformer {
   void FeedForward(int64_t layer, int64_t tokens) override {
     const ExpertWeights& ffn = weights().layers[layer].ffn;
     Activations& a = scratch();
+    const std::optional<LoraRows> lora = LoraRowsFor(layer);
     SwiGluFeedForward(ctx(), ffn, a.normed.data(), tokens, a.ffn_gate.data(), a.ffn_up.data(),
-                      a.block_out.data());
+                      a.block_out.data(), lora ? &*lora : nullptr);
   }
 };
 
 }  // namespace
 
-void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x, int64_t tokens,
-                       float* gate, float* up, float* out) {
+void SwiGluFeedForward(ops::ComputeContext& ctx, const ExpertWeights& ffn, const float* x,
+                       int64_t tokens, float* gate, float* up, float* out, const LoraRows* lora) {
   const int64_t hidden = ffn.w1.rows;
   const MatrixView* gate_up[] = {&ffn.w1, &ffn.w3};
   float* const gate_up_out[] = {gate, up};
   ops::MatMulShared(ctx, x, tokens, gate_up, gate_up_out);
+  if (lora != nullptr) {
+    AddLoraTerms(ctx, *lora, tokens, LoraTarget::kW1, x, gate);
+    AddLoraTerms(ctx, *lora, tokens, LoraTarget::kW3, x, up);
+  }
   ops::SwiGlu(ctx, gate, up, gate, tokens * hidden);
   ops::MatMul(ctx, gate, tokens, ffn.w2, out);
+  if (lora != nullptr) AddLoraTerms(ctx, *lora, tokens, LoraTarget::kW2, gate, out);
 }
 
 std::unique_ptr<Transformer> MakeMistral(formats::ModelFolder folder, ModelWeights weights,

@@ -39,13 +39,17 @@ class MixtralModel final : public Transformer {
           if (a.chosen[t * top_k + slot] != e) continue;
           a.expert_rows[rows] = static_cast<int32_t>(t);
           a.expert_weight[rows] = a.chosen_weight[t * top_k + slot];
+          if (a.lora) a.expert_row_lora[rows] = a.row_lora[t];
           std::memcpy(a.expert_in.data() + rows * p.dim, a.normed.data() + t * p.dim, sizeof(float) * p.dim);
           ++rows;
         }
       }
       if (rows == 0) continue;
-      SwiGluFeedForward(ctx(), w.experts[e], a.expert_in.data(), rows, a.ffn_gate.data(), a.ffn_up.data(),
-                        a.expert_out.data());
+      // Each gathered row keeps its sequence's adapter: the expert's low-rank terms apply only
+      // to the tokens routed to it.
+      const std::optional<LoraRows> lora = LoraRowsFor(layer, e);
+      SwiGluFeedForward(ctx(), w.experts[e], a.expert_in.data(), rows, a.ffn_gate.data(),
+                        a.ffn_up.data(), a.expert_out.data(), lora ? &*lora : nullptr);
       for (int64_t r = 0; r < rows; ++r) {
         float* target = a.block_out.data() + a.expert_rows[r] * p.dim;
         const float* source = a.expert_out.data() + r * p.dim;

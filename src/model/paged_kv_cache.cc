@@ -31,7 +31,14 @@ void PagedKvCache::Clear() {
   position_ = 0;
   first_live_block_ = 0;
   registered_blocks_ = 0;
-  registered_hash_ = 0;
+  registered_hash_ = prefix_root_;
+}
+
+void PagedKvCache::SetPrefixRoot(uint64_t root) {
+  if (position_ != 0 || held_blocks() != 0)
+    throw std::logic_error("SetPrefixRoot on a non-empty cache");
+  prefix_root_ = root;
+  registered_hash_ = root;
 }
 
 int64_t PagedKvCache::held_blocks() const {
@@ -42,7 +49,7 @@ int64_t PagedKvCache::AttachPrefix(std::span<const int32_t> prompt) {
   if (position_ != 0 || held_blocks() != 0)
     throw std::logic_error("AttachPrefix on a non-empty cache");
   const int64_t size = static_cast<int64_t>(prompt.size());
-  uint64_t parent = 0;
+  uint64_t parent = prefix_root_;
   int64_t matched = 0;
   for (int64_t b = 0; (b + 1) * block_size_ <= std::min(size, max_positions_); ++b) {
     const std::span<const int32_t> tokens = prompt.subspan(b * block_size_, block_size_);
@@ -70,6 +77,7 @@ void PagedKvCache::ForkFrom(const PagedKvCache& other) {
   first_live_block_ = other.first_live_block_;
   registered_blocks_ = other.registered_blocks_;
   registered_hash_ = other.registered_hash_;
+  prefix_root_ = other.prefix_root_;
 }
 
 void PagedKvCache::RegisterFullBlocks(std::span<const int32_t> tokens) {

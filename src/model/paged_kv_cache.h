@@ -32,6 +32,10 @@ class PagedKvCache final : public KvCache {
   void RegisterFullBlocks(std::span<const int32_t> tokens);
   // Releases every block and returns to position 0 (preemption, cancellation).
   void Clear();
+  // Keys this (empty) cache's prefix-cache blocks under `root` instead of 0: sequences whose KV
+  // differs for the same tokens (a LoRA adapter's fingerprint) share blocks only among
+  // themselves. Kept across Clear().
+  void SetPrefixRoot(uint64_t root);
 
   // Blocks a Reserve(tokens) would take from the pool (new blocks and copies).
   int64_t BlocksNeeded(int64_t tokens) const;
@@ -52,6 +56,7 @@ class PagedKvCache final : public KvCache {
   int64_t first_live_block_ = 0;   // blocks below were released (outside the window)
   int64_t registered_blocks_ = 0;  // full blocks already offered to the prefix cache
   uint64_t registered_hash_ = 0;   // chain hash of the last of those
+  uint64_t prefix_root_ = 0;       // parent hash of the first block
 };
 
 }  // namespace bora::model

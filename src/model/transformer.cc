@@ -69,9 +69,24 @@ uint64_t Transformer::streamed_weight_count() {
 }
 
 void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
-                          bool all_positions) {
-  const BatchItem item{tokens, &cache, logits, all_positions};
+                          bool all_positions, const LoraAdapter* lora) {
+  BatchItem item;
+  item.tokens = tokens;
+  item.cache = &cache;
+  item.logits = logits;
+  item.all_positions = all_positions;
+  item.lora = lora;
   ForwardBatch(std::span<const BatchItem>(&item, 1));
+}
+
+std::optional<LoraRows> Transformer::LoraRowsFor(int64_t layer, int64_t expert) {
+  if (!scratch_.lora) return std::nullopt;
+  LoraRows rows;
+  rows.adapter = expert < 0 ? scratch_.row_lora.data() : scratch_.expert_row_lora.data();
+  rows.mid = scratch_.lora_mid.data();
+  rows.layer = layer;
+  rows.expert = expert;
+  return rows;
 }
 
 void Transformer::ForwardBatch(std::span<const BatchItem> items) {
@@ -105,12 +120,30 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     if (item.logits.size() < static_cast<size_t>(rows_out * p.vocab_size)) {
       throw InvalidArgument("logits buffer too small");
     }
+    if (item.lora != nullptr && !LoraMatchesModel(*item.lora, p)) {
+      throw InvalidArgument("a LoRA adapter does not match this model's shapes");
+    }
     total += count;
     output_rows += rows_out;
   }
   for (const BatchItem& item : items) item.cache->Reserve(static_cast<int64_t>(item.tokens.size()));
   scratch_.Reserve(p, total);
   Activations& a = scratch_;
+  // Each row's adapter (runs of rows share one), and room for A x at the largest rank.
+  a.lora = false;
+  int64_t lora_rank = 0;
+  {
+    int64_t lora_row = 0;
+    for (const BatchItem& item : items) {
+      if (item.lora != nullptr) {
+        a.lora = true;
+        lora_rank = std::max(lora_rank, item.lora->rank);
+      }
+      std::fill_n(a.row_lora.begin() + lora_row, item.tokens.size(), item.lora);
+      lora_row += static_cast<int64_t>(item.tokens.size());
+    }
+  }
+  if (a.lora) a.ReserveLora(total, lora_rank);
   const float eps = static_cast<float>(p.norm_eps);
 
   int64_t row = 0;
@@ -168,6 +201,12 @@ void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int
   const MatrixView* qkv[] = {&w.wq, &w.wk, &w.wv};
   float* const qkv_out[] = {a.q.data(), a.k.data(), a.v.data()};
   ops::MatMulShared(*ctx_, a.normed.data(), total_rows, qkv, qkv_out);
+  const std::optional<LoraRows> lora = LoraRowsFor(layer);
+  if (lora) {
+    AddLoraTerms(*ctx_, *lora, total_rows, LoraTarget::kWq, a.normed.data(), a.q.data());
+    AddLoraTerms(*ctx_, *lora, total_rows, LoraTarget::kWk, a.normed.data(), a.k.data());
+    AddLoraTerms(*ctx_, *lora, total_rows, LoraTarget::kWv, a.normed.data(), a.v.data());
+  }
   const int64_t half = p.head_dim / 2;
   const int64_t q_row = p.n_heads * p.head_dim;
   const int64_t kv_row = p.n_kv_heads * p.head_dim;
@@ -191,6 +230,8 @@ void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int
     first += count;
   }
   ops::MatMul(*ctx_, a.attention.data(), total_rows, w.wo, a.block_out.data());
+  if (lora)
+    AddLoraTerms(*ctx_, *lora, total_rows, LoraTarget::kWo, a.attention.data(), a.block_out.data());
 }
 
 }  // namespace bora::model

@@ -13,6 +13,8 @@
 #include "formats/model_folder.h"
 #include "model/activations.h"
 #include "model/kv_cache.h"
+#include "model/lora_adapter.h"
+#include "model/lora_apply.h"
 #include "model/weights.h"
 #include "ops/compute_context.h"
 
@@ -39,6 +41,10 @@ struct BatchItem {
   // When set: the final-normed hidden states [tokens, dim] of every position go here instead of
   // logits (embeddings); `logits` is then unused.
   std::span<float> hidden;
+  // When set: this sequence's LoRA adapter (matching the model, alive for the call). Its
+  // low-rank terms are added on this item's rows only; the base products still run once over
+  // every row of the batch.
+  const LoraAdapter* lora = nullptr;
 };
 
 class Transformer {
@@ -69,13 +75,15 @@ class Transformer {
   // [tokens, vocab] when `all_positions`, else only the last row [vocab]. Any split of a prompt
   // into calls (one-shot, chunks, token by token) gives the same logits.
   // Throws InvalidArgument for ids outside the vocabulary, ResourceExhausted past the context.
+  // With `lora`: y = W x + scaling * B (A x) on every adapted linear.
   void Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
-               bool all_positions);
+               bool all_positions, const LoraAdapter* lora = nullptr);
 
   // Several sequences in one pass (continuous batching): the matrix products run over the rows
   // of every item together, attention and RoPE per item over its own cache. Each item's logits
   // are bit-identical to those of the same tokens run alone (batch-invariant kernels), so a
-  // sequence never changes with its batch-mates. Items must use distinct caches.
+  // sequence never changes with its batch-mates. Items must use distinct caches. Throws
+  // InvalidArgument for an item whose adapter does not match the model.
   void ForwardBatch(std::span<const BatchItem> items);
 
  protected:
@@ -89,6 +97,9 @@ class Transformer {
   const ModelWeights& weights() const { return weights_; }
   Activations& scratch() { return scratch_; }
   ops::ComputeContext& ctx() { return *ctx_; }
+  // The LoRA rows of the current call for `layer`: its rows in order (expert < 0), or the rows
+  // gathered for MoE `expert` (scratch().expert_row_lora). Null when no row has an adapter.
+  std::optional<LoraRows> LoraRowsFor(int64_t layer, int64_t expert = -1);
 
  private:
   void Attention(int64_t layer, std::span<const BatchItem> items, int64_t total_rows);

@@ -42,7 +42,12 @@ struct Engine::Sequence {
     tokens.reserve(static_cast<size_t>(most + 1));
     tokens.insert(tokens.end(), request->prompt.begin(), request->prompt.end());
     if (tokenizer != nullptr) detokenizer.emplace(*tokenizer);
+    // An adapter changes the KV of the same tokens: its blocks live under its own prefix root.
+    if (request->lora) cache.SetPrefixRoot(request->lora->fingerprint);
   }
+
+  // Whether this sequence may take and offer prefix-cache blocks.
+  bool shares_prefix() const { return !request->lora || request->lora->fingerprint != 0; }
 
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - cache.position(); }
 
@@ -67,6 +72,7 @@ struct Engine::Sequence {
 
 struct Engine::EmbedJob {
   std::vector<std::vector<int32_t>> inputs;
+  std::shared_ptr<const model::LoraAdapter> lora;
   std::promise<std::vector<std::vector<float>>> result;
 };
 
@@ -162,6 +168,13 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   if (request.grammar && tokenizer_ == nullptr) {
     throw InvalidArgument("constrained decoding needs a tokenizer");
   }
+  if (request.lora) {
+    try {
+      model::ValidateLoraAdapter(*request.lora, model_.params());
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(std::string("the LoRA adapter does not fit this model: ") + e.what());
+    }
+  }
   if (request.grammar) vocabulary();  // built here, on the caller's thread, not in the engine loop
   auto stream = std::make_shared<RequestStream>();
   {
@@ -178,8 +191,16 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   return stream;
 }
 
-std::vector<std::vector<float>> Engine::Embed(std::vector<std::vector<int32_t>> inputs) {
+std::vector<std::vector<float>> Engine::Embed(std::vector<std::vector<int32_t>> inputs,
+                                              std::shared_ptr<const model::LoraAdapter> lora) {
   const int64_t vocab = model_.params().vocab_size;
+  if (lora) {
+    try {
+      model::ValidateLoraAdapter(*lora, model_.params());
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(std::string("the LoRA adapter does not fit this model: ") + e.what());
+    }
+  }
   for (const auto& input : inputs) {
     if (input.empty()) throw InvalidArgument("an embedding input is empty");
     if (static_cast<int64_t>(input.size()) > model_.context_length()) {
@@ -192,6 +213,7 @@ std::vector<std::vector<float>> Engine::Embed(std::vector<std::vector<int32_t>> 
   }
   auto job = std::make_shared<EmbedJob>();
   job->inputs = std::move(inputs);
+  job->lora = std::move(lora);
   std::future<std::vector<std::vector<float>>> result = job->result.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -217,6 +239,7 @@ void Engine::RunEmbedJob(EmbedJob& job) {
     item.tokens = input;
     item.cache = &cache;
     item.hidden = hidden;
+    item.lora = job.lora.get();
     model_.ForwardBatch(std::span<const model::BatchItem>(&item, 1));
     std::vector<double> sum(static_cast<size_t>(p.dim), 0.0);
     for (int64_t t = 0; t < count; ++t) {
@@ -276,7 +299,7 @@ void Engine::Admit(Pending pending, Running& running) {
       choices[i]->fork_source = &first;
       first.waiting_choices.push_back(choices[i].get());
     }
-    if (options_.prefix_cache) {
+    if (options_.prefix_cache && first.shares_prefix()) {
       const int64_t reused = first.cache.AttachPrefix(first.tokens);
       first.cached_tokens = reused;
       std::lock_guard<std::mutex> lock(mutex_);
@@ -439,7 +462,7 @@ void Engine::Step(Running& running) {
         continue;
       }
       s.preempted = false;
-      if (options_.prefix_cache) {
+      if (options_.prefix_cache && s.shares_prefix()) {
         const int64_t reused = s.cache.AttachPrefix(s.tokens);
         std::lock_guard<std::mutex> lock(mutex_);
         counters_.prefix_hit_tokens += reused;
@@ -456,6 +479,7 @@ void Engine::Step(Running& running) {
     item.logits = s.logits;
     item.tokens =
         std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cache.position()), count);
+    item.lora = s.request->lora.get();
     items.push_back(item);
     members.push_back(&s);
   }
@@ -477,7 +501,7 @@ void Engine::Step(Running& running) {
     counters_.prompt_tokens += prompt_tokens;
   }
   for (Sequence* s : members) {
-    if (options_.prefix_cache) s->cache.RegisterFullBlocks(s->tokens);
+    if (options_.prefix_cache && s->shares_prefix()) s->cache.RegisterFullBlocks(s->tokens);
     if (s->pending() > 0) continue;  // more prompt next step
     // The other choices of the request share this prompt's blocks (copy-on-write) and logits.
     for (Sequence* choice : s->waiting_choices) {

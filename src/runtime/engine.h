@@ -63,14 +63,17 @@ class Engine {
 
   // Validates and queues a request. Throws InvalidArgument (empty prompt, ids outside the
   // vocabulary, a prompt that does not fit the context, bad sampling parameters, stop strings
-  // without a tokenizer, n outside 1..max_sequences) or ResourceExhausted (queue full).
+  // without a tokenizer, n outside 1..max_sequences, a LoRA adapter that does not fit the
+  // model) or ResourceExhausted (queue full).
   std::shared_ptr<RequestStream> Submit(GenerationRequest request);
 
   // Mean-pooled, L2-normalised final hidden states [dim] of each input (token ids as the caller
   // built them), run on the engine thread between steps; blocks until done. Throws
   // InvalidArgument (an empty input, ids outside the vocabulary, longer than the context) or
   // ResourceExhausted (the KV pool cannot hold an input right now, the engine is stopping).
-  std::vector<std::vector<float>> Embed(std::vector<std::vector<int32_t>> inputs);
+  // With `lora`, the adapter's low-rank terms apply (it must match the model).
+  std::vector<std::vector<float>> Embed(std::vector<std::vector<int32_t>> inputs,
+                                        std::shared_ptr<const model::LoraAdapter> lora = nullptr);
 
   EngineCounters counters();
   const EngineOptions& options() const { return options_; }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/lora_adapter.h"
 #include "runtime/constraint/grammar.h"
 #include "runtime/sampler.h"
 #include "runtime/sampling_params.h"
@@ -31,6 +32,10 @@ struct GenerationRequest {
   // decoded output inside this grammar, and EOS comes only once it is complete. Needs the
   // engine's tokenizer.
   std::shared_ptr<const constraint::Grammar> grammar;
+  // A LoRA adapter for this request (null: the base model). It must match the engine's model;
+  // sequences with different adapters, or none, still share every batch. Its fingerprint keys
+  // the prefix cache (0: this request neither reuses nor offers cached KV).
+  std::shared_ptr<const model::LoraAdapter> lora;
 };
 
 // Most choices one request may ask for (OpenAI's limit for `n`).

@@ -147,6 +147,7 @@ void FinishPreparing(PreparedCompletion& p, const Json& body, ServedModel& model
   p.request.stop = p.fields.stop;
   p.request.n = p.fields.n;
   p.request.grammar = p.grammar;
+  p.request.lora = model.adapter();
   (void)body;
 }
 

@@ -100,7 +100,7 @@ Json RunEmbeddings(const Json& body, ServedModel& model, Metrics& metrics) {
 
   int64_t prompt_tokens = 0;
   for (const auto& ids : inputs) prompt_tokens += static_cast<int64_t>(ids.size());
-  std::vector<std::vector<float>> vectors = model.engine().Embed(inputs);
+  std::vector<std::vector<float>> vectors = model.engine().Embed(inputs, model.adapter());
 
   Json data = Json::array();
   for (size_t i = 0; i < vectors.size(); ++i) {

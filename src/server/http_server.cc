@@ -123,7 +123,7 @@ HttpServer::~HttpServer() { Stop(); }
 
 ServedModel* HttpServer::FindModel(const std::string& id) {
   for (auto& model : models_) {
-    if (model->id() == id) return model.get();
+    if (model->Answers(id)) return model.get();
   }
   return nullptr;
 }
@@ -266,13 +266,18 @@ void HttpServer::RegisterRoutes() {
       "GET", "/health", route("/health", [this](const HttpRequest&, HttpResponse& res) {
         Json models = Json::array();
         for (ServedModel* model : Models()) {
+          if (model->is_adapter()) continue;  // runs on its base model's engine
           const runtime::EngineCounters c = model->engine().counters();
           models.push_back({{"id", model->id()}, {"running", c.running}, {"queued", c.queued}});
         }
         WriteJson(res, 200, {{"status", "ok"}, {"models", models}});
       }));
   http.Add("GET", "/metrics", route("/metrics", [this](const HttpRequest&, HttpResponse& res) {
-             res.SetContent(metrics_.Render(Models()), "text/plain; version=0.0.4");
+             std::vector<ServedModel*> engines;  // adapters share their base model's engine
+             for (ServedModel* model : Models()) {
+               if (!model->is_adapter()) engines.push_back(model);
+             }
+             res.SetContent(metrics_.Render(engines), "text/plain; version=0.0.4");
            }));
   http.Add("GET", "/v1/models", route("/v1/models", [this](const HttpRequest&, HttpResponse& res) {
              Json data = Json::array();

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "tokenizer/instruct_encoder.h"
 
 namespace bora::server {
 namespace fs = std::filesystem;
@@ -25,6 +26,7 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
         "serving needs one to build prompts");
   }
   served->tokenizer_ = tokenizer::LoadTokenizer(tokenizer_file);
+  served->version_ = served->tokenizer_.version.version;
   served->model_ = model::LoadModel(dir, load);
   if (served->tokenizer_.tokenizer->vocab_size() != served->model_->params().vocab_size) {
     throw FormatError(dir + ": the tokenizer has " +
@@ -64,13 +66,47 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
   return served;
 }
 
+std::unique_ptr<ServedModel> ServedModel::LoadAdapter(const std::string& name,
+                                                      const std::string& dir, ServedModel& base) {
+  if (base.is_adapter())
+    throw InvalidArgument("a LoRA adapter needs a base model, not another adapter");
+  std::unique_ptr<ServedModel> served(new ServedModel());
+  served->id_ = name;
+  served->dir_ = dir;
+  served->alias_ = "ft:" + base.id() + ":" + name;
+  served->base_ = &base;
+  served->adapter_ = std::make_shared<const model::LoraAdapter>(
+      model::LoadLoraAdapter(dir, base.model().params()));
+  served->version_ = base.version();
+  if (!served->adapter_->instruct_version.empty()) {
+    try {
+      served->version_ = tokenizer::ParseInstructVersion(served->adapter_->instruct_version);
+      // Fails now, not per request, when the tokenizer lacks this version's control tokens.
+      tokenizer::InstructEncoder check(base.tokenizer(), served->version_);
+    } catch (const Error& e) {
+      throw FormatError(dir + ": instruct version " + served->adapter_->instruct_version +
+                        " cannot be used with " + base.id() + "'s tokenizer: " + e.what());
+    }
+  }
+  served->max_token_bytes_ = base.max_token_bytes_;
+  served->default_temperature_ = base.default_temperature_;
+  const tokenizer::Tokenizer& tok = base.tokenizer();
+  served->supports_fim_ = served->version_ != tokenizer::InstructVersion::kV1 &&
+                          tok.FindSpecial("[SUFFIX]") && tok.FindSpecial("[PREFIX]");
+  served->supports_tools_ = base.supports_tools_;
+  served->created_ = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  return served;
+}
+
 Json ServedModel::Card() const {
   Json card;
   card["id"] = id_;
   card["object"] = "model";
   card["created"] = created_;
   card["owned_by"] = "bora";
-  card["type"] = "base";
+  card["type"] = base_ != nullptr ? "fine-tuned" : "base";
   card["capabilities"] = {{"completion_chat", true},
                           {"completion_fim", supports_fim_},
                           {"function_calling", supports_tools_},
@@ -79,10 +115,20 @@ Json ServedModel::Card() const {
                           {"classification", false}};
   card["name"] = id_;
   card["description"] = "served by bora from " + fs::path(dir_).filename().string();
-  card["max_context_length"] = model_->context_length();
-  card["aliases"] = Json::array();
+  card["max_context_length"] = context_length();
+  card["aliases"] = alias_.empty() ? Json::array() : Json::array({alias_});
   card["deprecation"] = nullptr;
   card["default_model_temperature"] = default_temperature_;
+  if (base_ != nullptr) {
+    // Mistral's FTModelCard (job, root, archived) and the OpenAI-style `parent` of vLLM's
+    // adapter cards.
+    card["description"] = "LoRA adapter " + fs::path(dir_).filename().string() + " (rank " +
+                          std::to_string(adapter_->rank) + ") on " + base_->id();
+    card["job"] = "";
+    card["root"] = base_->id();
+    card["parent"] = base_->id();
+    card["archived"] = false;
+  }
   return card;
 }
 

@@ -1,11 +1,13 @@
 // One model a server offers: its weights, tokenizer and instruct version, the engine that runs
-// its requests, and the model card both API dialects read.
+// its requests, and the model card both API dialects read. A LoRA adapter is offered as a model
+// of its own that runs on its base model's engine.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "model/lora_adapter.h"
 #include "model/transformer.h"
 #include "runtime/engine.h"
 #include "server/json_body.h"
@@ -21,12 +23,30 @@ class ServedModel {
                                            const model::LoadOptions& load,
                                            const runtime::EngineOptions& engine);
 
+  // Offers the LoRA adapter in `dir` as model `name` (also addressable as
+  // "ft:<base id>:<name>") on `base`'s engine and tokenizer, prompting with the adapter's
+  // instruct version when it names one. `base` must outlive the result. Throws bora errors
+  // naming the folder (see LoadLoraAdapter; an instruct version the tokenizer cannot encode).
+  static std::unique_ptr<ServedModel> LoadAdapter(const std::string& name, const std::string& dir,
+                                                  ServedModel& base);
+
   const std::string& id() const { return id_; }
-  model::Transformer& model() { return *model_; }
-  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_.tokenizer; }
-  tokenizer::InstructVersion version() const { return tokenizer_.version.version; }
-  runtime::Engine& engine() { return *engine_; }
-  int64_t context_length() const { return model_->context_length(); }
+  // Whether requests naming `name` go to this model (its id or, for adapters, its ft: alias).
+  bool Answers(const std::string& name) const {
+    return name == id_ || (!alias_.empty() && name == alias_);
+  }
+  model::Transformer& model() { return base_ != nullptr ? base_->model() : *model_; }
+  const tokenizer::Tokenizer& tokenizer() const {
+    return base_ != nullptr ? base_->tokenizer() : *tokenizer_.tokenizer;
+  }
+  tokenizer::InstructVersion version() const { return version_; }
+  runtime::Engine& engine() { return base_ != nullptr ? base_->engine() : *engine_; }
+  // The adapter every request to this model runs with (null for a base model).
+  std::shared_ptr<const model::LoraAdapter> adapter() const { return adapter_; }
+  bool is_adapter() const { return base_ != nullptr; }
+  int64_t context_length() const {
+    return base_ != nullptr ? base_->context_length() : model_->context_length();
+  }
   // Most text bytes one token of this tokenizer can stand for: a prompt of B bytes has at
   // least B / max_token_bytes() tokens (the cheap bound that refuses huge prompts early).
   int64_t max_token_bytes() const { return max_token_bytes_; }
@@ -44,6 +64,10 @@ class ServedModel {
 
   std::string id_;
   std::string dir_;
+  std::string alias_;            // adapters: "ft:<base id>:<id>"
+  ServedModel* base_ = nullptr;  // adapters: the model whose engine runs them
+  std::shared_ptr<const model::LoraAdapter> adapter_;
+  tokenizer::InstructVersion version_ = tokenizer::InstructVersion::kV1;
   std::unique_ptr<model::Transformer> model_;
   tokenizer::LoadedTokenizer tokenizer_;
   int64_t max_token_bytes_ = 1;

@@ -86,6 +86,29 @@ void InstructEncoder::AppendChunks(std::vector<int32_t>& out, const Content& con
   }
 }
 
+std::vector<int32_t> InstructEncoder::EncodeToolsBlock(const InstructRequest& request,
+                                                       bool is_first, bool is_last) const {
+  std::vector<int32_t> out;
+  if (version_ == InstructVersion::kV1) return out;  // v1 has no tools
+  bool tools_here = ToolsBeforeFirstUser(version_) ? is_first : is_last;
+  if (!tools_here || !request.tools || request.tools->empty()) return out;
+  OrderedJson tools = OrderedJson::array();
+  for (const auto& tool : *request.tools) {
+    OrderedJson function = OrderedJson::object();
+    function["name"] = tool.name;
+    function["description"] = tool.description;
+    function["parameters"] = tool.parameters;
+    OrderedJson entry = OrderedJson::object();
+    entry["type"] = "function";
+    entry["function"] = std::move(function);
+    tools.push_back(std::move(entry));
+  }
+  out.push_back(ids_.begin_tools);
+  Append(out, PythonJsonDumps(tools));
+  out.push_back(ids_.end_tools);
+  return out;
+}
+
 std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message,
                                                  const InstructRequest& request, bool is_first,
                                                  bool is_last) const {
@@ -97,23 +120,6 @@ std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message,
     return Encode("[INST] " + text + " [/INST]");
   }
   std::vector<int32_t> out;
-  bool tools_here = ToolsBeforeFirstUser(version_) ? is_first : is_last;
-  if (tools_here && request.tools && !request.tools->empty()) {
-    OrderedJson tools = OrderedJson::array();
-    for (const auto& tool : *request.tools) {
-      OrderedJson function = OrderedJson::object();
-      function["name"] = tool.name;
-      function["description"] = tool.description;
-      function["parameters"] = tool.parameters;
-      OrderedJson entry = OrderedJson::object();
-      entry["type"] = "function";
-      entry["function"] = std::move(function);
-      tools.push_back(std::move(entry));
-    }
-    out.push_back(ids_.begin_tools);
-    Append(out, PythonJsonDumps(tools));
-    out.push_back(ids_.end_tools);
-  }
   out.push_back(ids_.begin_inst);
   bool with_system = is_last && version_ <= InstructVersion::kV3 && request.system_prompt &&
                      !request.system_prompt->empty();
@@ -249,7 +255,9 @@ std::vector<int32_t> InstructEncoder::EncodeSystem(const Message& message) const
   return out;
 }
 
-Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const {
+std::vector<InstructSegment> InstructEncoder::EncodeInstructSegments(
+    const InstructRequest& request) const {
+  using Kind = InstructSegment::Kind;
   int first_user = -1;
   int last_user = -1;
   const int count = static_cast<int>(request.messages.size());
@@ -259,8 +267,8 @@ Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const 
       last_user = i;
     }
   }
-  Tokenized result;
-  result.ids.push_back(tokenizer_.bos_id());
+  std::vector<InstructSegment> segments;
+  segments.push_back({Kind::kBos, -1, {tokenizer_.bos_id()}});
   for (int i = 0; i < count; ++i) {
     const Message& message = request.messages[i];
     const bool is_final = i == count - 1;
@@ -268,28 +276,42 @@ Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const 
       throw InvalidArgument(
           "invalid request: Cannot continue final message if it is not an assistant message");
     }
-    std::vector<int32_t> tokens;
     switch (message.role) {
-      case Role::kUser:
-        tokens = EncodeUser(message, request, i == first_user, i == last_user);
+      case Role::kUser: {
+        auto tools = EncodeToolsBlock(request, i == first_user, i == last_user);
+        if (!tools.empty()) segments.push_back({Kind::kAvailableTools, -1, std::move(tools)});
+        segments.push_back(
+            {Kind::kUser, i, EncodeUser(message, request, i == first_user, i == last_user)});
         break;
+      }
       case Role::kTool:
-        tokens = EncodeTool(message, i < last_user);
+        segments.push_back({Kind::kToolResult, i, EncodeTool(message, i < last_user)});
         break;
       case Role::kAssistant:
-        tokens =
-            EncodeAssistant(message, i < last_user, request.continue_final_message && is_final);
-        if (is_final) result.prefix_ids = tokens;
+        segments.push_back(
+            {Kind::kAssistant, i,
+             EncodeAssistant(message, i < last_user, request.continue_final_message && is_final)});
         break;
       case Role::kSystem:
         if (version_ < InstructVersion::kV7) {
           throw InvalidArgument(
               "invalid request: system messages must be normalised away before v7");
         }
-        tokens = EncodeSystem(message);
+        segments.push_back({Kind::kSystem, i, EncodeSystem(message)});
         break;
     }
-    result.ids.insert(result.ids.end(), tokens.begin(), tokens.end());
+  }
+  return segments;
+}
+
+Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const {
+  Tokenized result;
+  const int count = static_cast<int>(request.messages.size());
+  for (auto& segment : EncodeInstructSegments(request)) {
+    result.ids.insert(result.ids.end(), segment.ids.begin(), segment.ids.end());
+    if (segment.kind == InstructSegment::Kind::kAssistant && segment.message_index == count - 1) {
+      result.prefix_ids = std::move(segment.ids);
+    }
   }
   result.text = RenderTokens(tokenizer_, result.ids);
   return result;

@@ -31,6 +31,17 @@ struct InstructRequest {
 
 InstructRequest NormalizeChatRequest(const ChatRequest& request, InstructVersion version);
 
+// The tokens one part of an encoded request contributes, in sequence order. Every message has
+// exactly one segment (possibly empty: v2 drops tool traffic before the last user message);
+// the BOS and the tools block are segments of their own. Training uses the kinds and message
+// indices for loss masks.
+struct InstructSegment {
+  enum class Kind { kBos, kAvailableTools, kSystem, kUser, kAssistant, kToolResult };
+  Kind kind = Kind::kBos;
+  int message_index = -1;  // into InstructRequest::messages; -1 for the BOS and the tools block
+  std::vector<int32_t> ids;
+};
+
 // The debug rendering of `ids` as mistral-common's Tokenized.text.
 std::string RenderTokens(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
 
@@ -47,6 +58,8 @@ class InstructEncoder {
   Tokenized EncodeChat(const ChatRequest& request, ValidationMode mode) const;
   // Encodes an already normalised request (no validation).
   Tokenized EncodeInstruct(const InstructRequest& request) const;
+  // The same encoding split into segments: concatenating their ids gives EncodeInstruct's ids.
+  std::vector<InstructSegment> EncodeInstructSegments(const InstructRequest& request) const;
   // `<s>[SUFFIX]suffix[PREFIX]prompt`. Throws InvalidArgument for v1.
   Tokenized EncodeFim(const FimRequest& request) const;
 
@@ -61,6 +74,10 @@ class InstructEncoder {
   std::vector<int32_t> Encode(const std::string& text) const;
   void Append(std::vector<int32_t>& out, const std::string& text) const;
 
+  // The tools block of `request`, placed before the user message that is_first/is_last
+  // select for this version; empty elsewhere or without tools.
+  std::vector<int32_t> EncodeToolsBlock(const InstructRequest& request, bool is_first,
+                                        bool is_last) const;
   std::vector<int32_t> EncodeUser(const Message& message, const InstructRequest& request,
                                   bool is_first, bool is_last) const;
   std::vector<int32_t> EncodeAssistant(const Message& message, bool before_last_user,

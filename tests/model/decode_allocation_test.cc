@@ -31,7 +31,9 @@ void operator delete[](void* p, size_t) noexcept { std::free(p); }
 namespace bora::testing {
 namespace {
 
-void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params, std::optional<DType> dtype = std::nullopt) {
+void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params,
+                                 std::optional<DType> dtype = std::nullopt,
+                                 const model::LoraAdapter* lora = nullptr) {
   TempDir dir;
   MakeModel(params, 21, dir.path());
   model::LoadOptions options;
@@ -42,13 +44,13 @@ void ExpectDecodeDoesNotAllocate(const formats::ModelParams& params, std::option
   model::ContiguousKvCache cache = engine->NewCache();
   std::vector<float> logits(static_cast<size_t>(params.vocab_size));
   std::vector<int32_t> prompt = RandomTokens(8, params.vocab_size, 7);
-  engine->Forward(prompt, cache, logits, false);
+  engine->Forward(prompt, cache, logits, false, lora);
 
   g_allocations = 0;
   g_counting = true;
   for (int step = 0; step < 16; ++step) {
     int32_t token = static_cast<int32_t>(step * 7 % params.vocab_size);
-    engine->Forward(std::span<const int32_t>(&token, 1), cache, logits, false);
+    engine->Forward(std::span<const int32_t>(&token, 1), cache, logits, false, lora);
   }
   g_counting = false;
   EXPECT_EQ(g_allocations.load(), 0);
@@ -73,6 +75,17 @@ TEST(DecodeAllocationTest, QuantizedDecodeStepDoesNotAllocate) {
     moe.moe = formats::MoeParams{4, 2};
     ExpectDecodeDoesNotAllocate(moe, dtype);
   }
+}
+
+TEST(DecodeAllocationTest, LoraDecodeStepDoesNotAllocate) {
+  // The low-rank intermediates [rows, rank] live in scratch sized by the prefill.
+  formats::ModelParams params = SmallParams();
+  const model::LoraAdapter dense = model::NewLoraAdapter(params, 8, 2.0f);
+  ExpectDecodeDoesNotAllocate(params, std::nullopt, &dense);
+  ExpectDecodeDoesNotAllocate(params, DType::kQ8, &dense);
+  params.moe = formats::MoeParams{4, 2};
+  const model::LoraAdapter moe = model::NewLoraAdapter(params, 8, 2.0f);
+  ExpectDecodeDoesNotAllocate(params, std::nullopt, &moe);
 }
 
 TEST(DecodeAllocationTest, CounterSeesAllocations) {

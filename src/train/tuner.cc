@@ -1,0 +1,327 @@
+// The fine-tuning loop: micro-batches with gradient accumulation, clipping, AdamW on the
+// one-cycle schedule, evaluation, checkpoints and exact resume.
+#include "train/tuner.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "base/error.h"
+#include "base/memory_info.h"
+#include "model/weights.h"
+#include "tokenizer/load_tokenizer.h"
+#include "train/trainable_model.h"
+#include "train/training_state.h"
+
+namespace bora::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void MakeDirs(const std::string& path) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string part;
+  if (!path.empty() && path[0] == '/') partial = "/";
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    partial += part + "/";
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw IoError("cannot create directory " + partial);
+    }
+  }
+}
+
+// Stacks `count` packed sequences from `first` into one micro-batch.
+TrainingBatch MakeBatch(const std::vector<PackedSequence>& sequences, size_t first, size_t count) {
+  TrainingBatch batch;
+  for (size_t i = first; i < first + count && i < sequences.size(); ++i) {
+    const PackedSequence& s = sequences[i];
+    const int32_t offset = static_cast<int32_t>(batch.inputs.size());
+    for (int32_t start : s.block_starts) batch.block_starts.push_back(offset + start);
+    batch.inputs.insert(batch.inputs.end(), s.x.begin(), s.x.end());
+    batch.targets.insert(batch.targets.end(), s.y.begin(), s.y.end());
+    batch.mask.insert(batch.mask.end(), s.mask.begin(), s.mask.end());
+    batch.positions.insert(batch.positions.end(), s.positions.begin(), s.positions.end());
+  }
+  return batch;
+}
+
+int64_t MaskCount(const TrainingBatch& batch) {
+  int64_t count = 0;
+  for (uint8_t m : batch.mask) count += m ? 1 : 0;
+  return count;
+}
+
+// Bytes of activations one micro-batch of `rows` keeps for the backward (all blocks), plus
+// the attention scratch of the longest block per thread.
+uint64_t ActivationBytes(const formats::ModelParams& p, int64_t rows, int64_t seq_len, int64_t rank,
+                         int threads) {
+  const int64_t q = p.n_heads * p.head_dim, kv = p.n_kv_heads * p.head_dim;
+  const int64_t experts_factor = p.moe ? p.moe->num_experts_per_tok : 1;
+  const int64_t per_row = 5 * p.dim + 2 * q + 2 * kv + p.n_heads + 2 +
+                          experts_factor * (3 * p.hidden_dim + 2 * p.dim) +
+                          7 * rank * experts_factor;
+  const uint64_t saved = static_cast<uint64_t>(per_row) * rows * p.n_layers * sizeof(float);
+  const uint64_t scratch =
+      static_cast<uint64_t>(3 * seq_len * seq_len) * std::max(threads, 1) * sizeof(float);
+  const uint64_t working =
+      static_cast<uint64_t>(rows) * (6 * p.dim + 4 * p.hidden_dim) * sizeof(float);
+  return saved + scratch + working;
+}
+
+tokenizer::OrderedJson Settings(const TuneOptions& o, const std::string& model_dir) {
+  tokenizer::OrderedJson s;
+  s["model"] = model_dir;
+  s["data"] = o.data.data;
+  s["eval"] = o.data.eval;
+  s["eval_split"] = o.data.eval_split;
+  s["seq_len"] = o.data.seq_len;
+  s["seed"] = o.seed;
+  s["rank"] = o.rank;
+  s["scaling"] = o.scaling;
+  s["dropout"] = o.dropout;
+  s["steps"] = o.steps;
+  s["lr"] = o.lr;
+  s["warmup"] = o.warmup;
+  s["weight_decay"] = o.adamw.weight_decay;
+  s["max_grad_norm"] = o.max_grad_norm;
+  s["batch"] = o.batch;
+  s["grad_accum"] = o.grad_accum;
+  s["base_dtype"] = o.base_dtype ? std::string(DTypeName(*o.base_dtype)) : std::string("stored");
+  return s;
+}
+
+// The checkpoint with the highest step in OUT/checkpoints that has a complete training state.
+std::string LatestCheckpoint(const std::string& out_dir, int64_t* step) {
+  const std::string root = out_dir + "/checkpoints";
+  DIR* dir = ::opendir(root.c_str());
+  if (dir == nullptr) return "";
+  std::string best;
+  *step = -1;
+  while (dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.rfind("checkpoint_", 0) != 0) continue;
+    char* end = nullptr;
+    const long long value = std::strtoll(name.c_str() + 11, &end, 10);
+    if (end == name.c_str() + 11 || *end != '\0') continue;
+    if (value > *step && HasTrainingState(root + "/" + name + "/training_state")) {
+      *step = value;
+      best = root + "/" + name;
+    }
+  }
+  ::closedir(dir);
+  return best;
+}
+
+// Keeps the metrics lines of steps <= `step` (a resume rewrites what followed).
+void TruncateMetrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto json = tokenizer::OrderedJson::parse(line, nullptr, false);
+    if (json.is_object() && json.contains("step") && json["step"].is_number_integer() &&
+        json["step"].get<int64_t>() <= step) {
+      kept += line + "\n";
+    }
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  out << kept;
+}
+
+class MetricsFile {
+ public:
+  MetricsFile(const std::string& path, bool append)
+      : out_(path, append ? std::ios::app : std::ios::trunc) {
+    if (!out_) throw IoError("cannot write " + path);
+  }
+  void Write(const tokenizer::OrderedJson& line) {
+    out_ << line.dump() << "\n";
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+std::string CheckpointDir(const std::string& out_dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "checkpoint_%06lld", static_cast<long long>(step));
+  return out_dir + "/checkpoints/" + name;
+}
+
+TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
+  if (o.model_dir.empty()) throw InvalidArgument("--model is required");
+  if (o.out_dir.empty()) throw InvalidArgument("--out is required");
+  if (o.steps < 1) throw InvalidArgument("--steps must be at least 1");
+  if (o.rank < 1 || o.rank > 1024) throw InvalidArgument("--rank must be in [1, 1024]");
+  if (o.batch < 1 || o.grad_accum < 1)
+    throw InvalidArgument("--batch and --grad-accum must be at least 1");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) throw InvalidArgument("--lr must be a positive number");
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw InvalidArgument("--dropout must be in [0, 1)");
+  if (!std::isfinite(o.scaling)) throw InvalidArgument("--scaling must be a number");
+  if (o.data.seq_len < 2) throw InvalidArgument("--seq-len must be at least 2");
+
+  const std::string tokenizer_path = tokenizer::FindTokenizerFile(o.model_dir);
+  if (tokenizer_path.empty()) {
+    throw InvalidArgument(o.model_dir +
+                          " has no tokenizer file (tokenizer.model.v3, tekken.json...): "
+                          "training data is tokenised with the model's tokenizer");
+  }
+  const tokenizer::LoadedTokenizer loaded = tokenizer::LoadTokenizer(tokenizer_path);
+  TrainingDataOptions data_options = o.data;
+  data_options.seed = o.seed;
+  TrainingData data = LoadTrainingData(data_options, *loaded.tokenizer);
+
+  TrainModelOptions model_options;
+  model_options.threads = o.threads;
+  model_options.dtype = o.base_dtype;
+  model_options.max_positions = o.data.seq_len;
+  std::unique_ptr<TrainableModel> model = LoadTrainableModel(o.model_dir, model_options);
+  const formats::ModelParams& p = model->params();
+  if (loaded.tokenizer->vocab_size() > p.vocab_size) {
+    throw InvalidArgument("the tokenizer has more tokens than the model's vocabulary");
+  }
+  const int64_t rows = o.batch * o.data.seq_len;
+  const uint64_t activations =
+      ActivationBytes(p, rows, o.data.seq_len, o.rank, model->compute().num_threads());
+  const MemoryBudget budget = ReadMemoryBudget();
+  if (budget.usable_bytes > 0 && activations > budget.usable_bytes) {
+    throw ResourceExhausted("training activations need " + FormatBytes(activations) + " but only " +
+                            FormatBytes(budget.usable_bytes) +
+                            " are available: lower --seq-len or --batch");
+  }
+
+  TrainingState state;
+  state.params = model::NewLoraAdapter(p, o.rank, o.scaling);
+  state.params.dropout = o.dropout;
+  state.params.instruct_version = "v3";
+  InitLoraAdapter(state.params, o.seed);
+  state.optimizer = NewAdamWState(state.params);
+  state.settings = Settings(o, o.model_dir);
+
+  MakeDirs(o.out_dir);
+  const std::string metrics_path = o.out_dir + "/metrics.jsonl";
+  TuneStart start;
+  if (o.resume) {
+    int64_t step = 0;
+    const std::string checkpoint = LatestCheckpoint(o.out_dir, &step);
+    if (!checkpoint.empty()) {
+      LoadTrainingState(checkpoint + "/training_state", state);
+      data.train.RestoreState(state.data);
+      start.resumed_from = checkpoint;
+      TruncateMetrics(metrics_path, state.step);
+    }
+  }
+  MetricsFile metrics(metrics_path, !start.resumed_from.empty());
+  model::LoraAdapter grads = state.params;
+  ZeroLoraAdapter(grads);
+
+  start.first_step = state.step + 1;
+  start.total_steps = o.steps;
+  start.train_samples = data.train_report.valid;
+  start.eval_sequences = static_cast<int64_t>(data.eval.size());
+  state.params.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
+    start.trainable_parameters += static_cast<int64_t>(m.a.size() + m.b.size());
+  });
+  start.tokens_per_step = rows * o.grad_accum;
+  start.base_dtype = model::WeightDTypeName(model->base_dtype());
+  start.train_report = data.train_report;
+  observer.OnStart(start);
+
+  TuneResult result;
+  auto evaluate = [&](int64_t step) {
+    if (data.eval.empty()) return;
+    double loss = 0;
+    int64_t targets = 0;
+    for (size_t first = 0; first < data.eval.size(); first += static_cast<size_t>(o.batch)) {
+      const TrainingBatch batch = MakeBatch(data.eval, first, static_cast<size_t>(o.batch));
+      const CrossEntropyResult r = model->Run(state.params, batch, nullptr, 1.0, 0);
+      loss += r.loss_sum;
+      targets += r.count;
+    }
+    const EvalReport report{step, targets > 0 ? loss / static_cast<double>(targets) : 0.0, targets};
+    if (!result.first_eval_loss) result.first_eval_loss = report.loss;
+    result.last_eval_loss = report.loss;
+    metrics.Write({{"step", step}, {"eval_loss", report.loss}, {"eval_targets", targets}});
+    observer.OnEval(report);
+  };
+  auto checkpoint = [&](int64_t step) {
+    const std::string dir = CheckpointDir(o.out_dir, step);
+    MakeDirs(dir);
+    model::SaveLoraAdapter(state.params, p, dir + "/consolidated", tokenizer_path);
+    state.step = step;
+    state.data = data.train.SaveState();
+    SaveTrainingState(state, dir + "/training_state");
+    result.last_checkpoint = dir;
+    observer.OnCheckpoint(step, dir);
+  };
+  const int64_t eval_every = o.eval_every > 0 ? o.eval_every : o.ckpt_every;
+
+  if (start.resumed_from.empty()) evaluate(0);
+  const Clock::time_point run_start = Clock::now();
+  for (int64_t step = start.first_step; step <= o.steps; ++step) {
+    if (observer.ShouldStop()) {
+      result.stopped = true;
+      break;
+    }
+    const Clock::time_point step_start = Clock::now();
+    const double lr = OneCycleLearningRate(o.lr, step - 1, o.steps, o.warmup);
+    ZeroLoraAdapter(grads);
+    double loss = 0;
+    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+      std::vector<PackedSequence> sequences;
+      for (int64_t b = 0; b < o.batch; ++b) sequences.push_back(data.train.Next());
+      const TrainingBatch batch = MakeBatch(sequences, 0, sequences.size());
+      const int64_t targets = MaskCount(batch);
+      // Loss = sum(CE * mask) / sum(mask) per micro-batch; gradients averaged over micro-batches.
+      const double scale =
+          1.0 / (static_cast<double>(std::max<int64_t>(targets, 1)) * o.grad_accum);
+      const uint64_t step_key = (o.seed * 0x9e3779b97f4a7c15ull) ^
+                                (static_cast<uint64_t>(step) << 20) ^ static_cast<uint64_t>(micro);
+      const CrossEntropyResult r = model->Run(state.params, batch, &grads, scale, step_key);
+      loss += r.loss_sum / static_cast<double>(std::max<int64_t>(r.count, 1)) / o.grad_accum;
+    }
+    if (!std::isfinite(loss)) {
+      throw InvalidArgument("training diverged at step " + std::to_string(step) +
+                            " (loss is not finite): lower --lr");
+    }
+    const double norm = ClipGradientNorm(grads, o.max_grad_norm);
+    AdamWUpdate(state.params, grads, state.optimizer, o.adamw, lr);
+    const double seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    StepReport report{step,
+                      o.steps,
+                      loss,
+                      lr,
+                      norm,
+                      static_cast<double>(start.tokens_per_step) / std::max(seconds, 1e-9),
+                      std::chrono::duration<double>(Clock::now() - run_start).count()};
+    result.steps_done = step;
+    result.last_loss = loss;
+    result.tokens += start.tokens_per_step;
+    metrics.Write({{"step", step},
+                   {"loss", loss},
+                   {"lr", lr},
+                   {"grad_norm", norm},
+                   {"tokens_per_s", report.tokens_per_s}});
+    observer.OnStep(report);
+    const bool last = step == o.steps;
+    if (last || (eval_every > 0 && step % eval_every == 0)) evaluate(step);
+    if (last || (o.ckpt_every > 0 && step % o.ckpt_every == 0)) checkpoint(step);
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+  return result;
+}
+
+}  // namespace bora::train

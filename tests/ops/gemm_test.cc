@@ -1,0 +1,124 @@
+// Tests the training GEMMs (ops::Gemm, GemmSerial, WeightGemm) against a double-precision
+// reference for every ISA the CPU has, every weight format and both weight orientations.
+#include "ops/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "base/cpu_features.h"
+#include "ops/pack_weights.h"
+
+namespace bora::ops {
+namespace {
+
+std::vector<float> RandomValues(int64_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(count));
+  for (float& v : values) v = uniform(rng);
+  return values;
+}
+
+std::vector<Isa> SupportedIsas() {
+  const CpuFeatures features = DetectCpuFeatures();
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (IsaSupported(isa, features)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// Largest |got - want| relative to the largest |want|.
+double RelativeError(const std::vector<float>& got, const std::vector<double>& want) {
+  double max_diff = 0, max_want = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(got[i] - want[i]));
+    max_want = std::max(max_want, std::abs(want[i]));
+  }
+  return max_diff / max_want;
+}
+
+TEST(GemmTest, StridedOperandsMatchReference) {
+  // Odd sizes: row tails (not a multiple of 12), strip tails (not 16), k over two depth slices.
+  const int64_t m = 29, n = 37, k = 300;
+  const std::vector<float> a = RandomValues(m * k, 1), b = RandomValues(k * n, 2),
+                           c0 = RandomValues(m * n, 3);
+  for (Isa isa : SupportedIsas()) {
+    ComputeContext ctx(2, isa);
+    for (bool transpose_a : {false, true}) {
+      for (bool transpose_b : {false, true}) {
+        for (bool accumulate : {false, true}) {
+          // A stored as [m, k] or [k, m]; B as [k, n] or [n, k].
+          const StridedMatrix sa =
+              transpose_a ? StridedMatrix{a.data(), 1, m} : StridedMatrix{a.data(), k, 1};
+          const StridedMatrix sb =
+              transpose_b ? StridedMatrix{b.data(), 1, k} : StridedMatrix{b.data(), n, 1};
+          std::vector<double> want(static_cast<size_t>(m * n));
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              double sum = accumulate ? c0[i * n + j] : 0.0;
+              for (int64_t p = 0; p < k; ++p) {
+                sum += static_cast<double>(sa.data[i * sa.row_stride + p * sa.col_stride]) *
+                       sb.data[p * sb.row_stride + j * sb.col_stride];
+              }
+              want[i * n + j] = sum;
+            }
+          }
+          std::vector<float> c = c0;
+          Gemm(ctx, m, n, k, sa, sb, c.data(), n, accumulate);
+          EXPECT_LT(RelativeError(c, want), 1e-5) << IsaName(isa);
+          std::vector<float> serial = c0;
+          std::vector<float> pack(static_cast<size_t>(GemmPackFloats()));
+          GemmSerial(ctx.kernels(), m, n, k, sa, sb, serial.data(), n, accumulate, pack.data());
+          EXPECT_EQ(serial, c) << "serial and threaded differ on " << IsaName(isa);
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmTest, WeightFormatsBothOrientations) {
+  const int64_t rows = 50, cols = 96, m = 14;  // rows not a multiple of the 16-row panel
+  const std::vector<float> dense = RandomValues(rows * cols, 4);
+  MatrixView f32_view{DType::kF32, dense.data(), rows, cols, nullptr};
+  ComputeContext ctx(2);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kQ8, DType::kQ4}) {
+    OwnedMatrix owned;
+    MatrixView w = f32_view;
+    if (dtype != DType::kF32) {
+      owned = ConvertMatrix(ctx, f32_view, dtype, nullptr);
+      w = owned.view;
+    }
+    // The values the weight holds, as the embedding lookup dequantizes them.
+    std::vector<float> values(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) MatrixRowToF32(w, r, values.data() + r * cols);
+    for (Isa isa : SupportedIsas()) {
+      ComputeContext isa_ctx(2, isa);
+      for (bool input_gradient : {false, true}) {
+        const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
+        const std::vector<float> a = RandomValues(m * k, 5);
+        std::vector<double> want(static_cast<size_t>(m * n));
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            double sum = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const float wv = input_gradient ? values[p * cols + j] : values[j * cols + p];
+              sum += static_cast<double>(a[i * k + p]) * wv;
+            }
+            want[i * n + j] = sum;
+          }
+        }
+        std::vector<float> c(static_cast<size_t>(m * n), 7.0f);
+        WeightGemm(isa_ctx, a.data(), m, k, w, input_gradient, c.data(), n, false);
+        EXPECT_LT(RelativeError(c, want), 1e-5)
+            << DTypeName(dtype) << " " << IsaName(isa) << " input_gradient=" << input_gradient;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bora::ops

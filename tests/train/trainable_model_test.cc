@@ -1,0 +1,163 @@
+// Gradient checks of the LoRA trainer's explicit backward against central finite differences of
+// the whole model's masked loss (dense and MoE, GQA, two attention blocks, partial masks), and
+// the training forward against the inference forward.
+#include "train/trainable_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "model/random_model.h"
+#include "model/transformer.h"
+#include "testdata.h"
+
+namespace bora::train {
+namespace {
+
+formats::ModelParams TinyParams(bool moe) {
+  formats::ModelParams p;
+  p.dim = 64, p.n_layers = 2, p.n_heads = 4, p.n_kv_heads = 2, p.head_dim = 16, p.hidden_dim = 96;
+  p.vocab_size = 320;
+  p.norm_eps = 1e-5;
+  p.rope_theta = 1e4;
+  p.layer_windows.assign(p.n_layers, 0);
+  if (moe) p.moe = formats::MoeParams{4, 2};
+  return p;
+}
+
+std::unique_ptr<TrainableModel> TinyModel(const testing::TempDir& dir, bool moe) {
+  ThreadPool pool(2);
+  model::WriteRandomModel(TinyParams(moe), 7, dir.path(), pool, /*show_progress=*/false);
+  TrainModelOptions options;
+  options.threads = 2;
+  options.dtype = DType::kF32;
+  options.max_positions = 64;
+  return LoadTrainableModel(dir.path(), options);
+}
+
+// Two blocks (positions restart), some targets not trained on.
+TrainingBatch TinyBatch(int64_t vocab) {
+  std::mt19937 rng(3);
+  TrainingBatch batch;
+  const int64_t rows = 13;
+  for (int64_t t = 0; t < rows; ++t) {
+    batch.inputs.push_back(static_cast<int32_t>(rng() % vocab));
+    batch.targets.push_back(static_cast<int32_t>(rng() % vocab));
+    batch.mask.push_back(t % 4 == 1 ? 0 : 1);
+    batch.positions.push_back(static_cast<int32_t>(t < 8 ? t : t - 8));
+  }
+  batch.block_starts = {0, 8};
+  return batch;
+}
+
+model::LoraAdapter RandomAdapter(const formats::ModelParams& p, uint32_t seed) {
+  model::LoraAdapter lora = model::NewLoraAdapter(p, 4, 2.0f);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.2f);
+  lora.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
+    for (float& v : m.a) v = normal(rng);
+    for (float& v : m.b) v = normal(rng);
+  });
+  return lora;
+}
+
+double Loss(TrainableModel& model, const model::LoraAdapter& lora, const TrainingBatch& batch) {
+  return model.Run(lora, batch, nullptr, 1.0, 0).loss_sum;
+}
+
+// Compares analytic and numerical gradients on a sample of every adapted matrix's entries.
+void CheckGradients(bool moe) {
+  testing::TempDir dir;
+  auto model = TinyModel(dir, moe);
+  const TrainingBatch batch = TinyBatch(model->params().vocab_size);
+  model::LoraAdapter lora = RandomAdapter(model->params(), 11);
+  model::LoraAdapter grads = model::NewLoraAdapter(model->params(), 4, 2.0f);
+  model->Run(lora, batch, &grads, 1.0, 0);
+
+  std::vector<std::pair<float*, float>> samples;  // parameter, analytic gradient
+  std::vector<model::LoraMatrix*> grad_matrices;
+  grads.ForEachMatrix(
+      [&](model::LoraMatrix& m, const std::string&) { grad_matrices.push_back(&m); });
+  size_t index = 0;
+  std::mt19937 rng(5);
+  lora.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
+    model::LoraMatrix& g = *grad_matrices[index++];
+    for (int i = 0; i < 3; ++i) {
+      const size_t a = rng() % m.a.size(), b = rng() % m.b.size();
+      samples.emplace_back(&m.a[a], g.a[a]);
+      samples.emplace_back(&m.b[b], g.b[b]);
+    }
+  });
+  double diff_squares = 0, grad_squares = 0, worst = 0;
+  for (auto& [param, analytic] : samples) {
+    const float saved = *param;
+    const float eps = 1e-2f;
+    *param = saved + eps;
+    const double up = Loss(*model, lora, batch);
+    *param = saved - eps;
+    const double down = Loss(*model, lora, batch);
+    *param = saved;
+    const double numeric = (up - down) / (2.0 * eps);
+    diff_squares += (numeric - analytic) * (numeric - analytic);
+    grad_squares += numeric * numeric;
+    worst = std::max(worst, std::abs(numeric - analytic));
+  }
+  ASSERT_GT(grad_squares, 0.0);
+  const double relative = std::sqrt(diff_squares / grad_squares);
+  EXPECT_LT(relative, 1e-2) << "worst absolute difference " << worst << " over " << samples.size()
+                            << " parameters";
+}
+
+TEST(TrainableModelTest, DenseGradientsMatchFiniteDifferences) { CheckGradients(false); }
+
+TEST(TrainableModelTest, MoeGradientsMatchFiniteDifferences) { CheckGradients(true); }
+
+// With B = 0 the adapter changes nothing: the training forward's loss equals the cross-entropy
+// of the inference engine's logits, block by block (each block a fresh sequence).
+TEST(TrainableModelTest, ForwardMatchesInference) {
+  for (bool moe : {false, true}) {
+    testing::TempDir dir;
+    auto trainable = TinyModel(dir, moe);
+    const TrainingBatch batch = TinyBatch(trainable->params().vocab_size);
+    model::LoraAdapter lora = RandomAdapter(trainable->params(), 2);
+    lora.ForEachMatrix(
+        [](model::LoraMatrix& m, const std::string&) { std::fill(m.b.begin(), m.b.end(), 0.0f); });
+    const CrossEntropyResult trained = trainable->Run(lora, batch, nullptr, 1.0, 0);
+
+    model::LoadOptions options;
+    options.threads = 2;
+    options.dtype = DType::kF32;
+    options.context = 64;
+    auto inference = model::LoadModel(dir.path(), options);
+    const int64_t vocab = inference->params().vocab_size;
+    double loss = 0;
+    int64_t count = 0;
+    const std::vector<int32_t> ends = {8, 13};
+    int64_t start = 0;
+    for (int64_t end : ends) {
+      std::vector<int32_t> tokens(batch.inputs.begin() + start, batch.inputs.begin() + end);
+      auto cache = inference->NewCache();
+      std::vector<float> logits(tokens.size() * vocab);
+      inference->Forward(tokens, cache, logits, true);
+      for (int64_t t = start; t < end; ++t) {
+        if (!batch.mask[t]) continue;
+        const float* row = logits.data() + (t - start) * vocab;
+        double max_logit = row[0];
+        for (int64_t i = 1; i < vocab; ++i) max_logit = std::max<double>(max_logit, row[i]);
+        double sum = 0;
+        for (int64_t i = 0; i < vocab; ++i) sum += std::exp(row[i] - max_logit);
+        loss += max_logit + std::log(sum) - row[batch.targets[t]];
+        ++count;
+      }
+      start = end;
+    }
+    EXPECT_EQ(trained.count, count);
+    EXPECT_NEAR(trained.loss_sum, loss, 1e-4 * std::abs(loss)) << (moe ? "moe" : "dense");
+  }
+}
+
+}  // namespace
+}  // namespace bora::train
