@@ -75,8 +75,11 @@ class Block(torch.nn.Module):
         repeat = p["n_heads"] // p["n_kv_heads"]
         k = k.repeat_interleave(repeat, dim=1)
         v = v.repeat_interleave(repeat, dim=1)
-        o = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-                                           is_causal=True)
+        # (torch 1.13 has no scaled_dot_product_attention)
+        q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        scores = (q @ k.transpose(1, 2)) / math.sqrt(p["head_dim"])
+        causal = torch.full((t, t), float("-inf"), dtype=scores.dtype).triu(1)
+        o = torch.softmax(scores + causal, dim=-1) @ v
         h = h + self.wo(o.transpose(0, 1).reshape(t, -1))
         x = rms_norm(h, self.ffn_norm)
         return h + self.w2(F.silu(self.w1(x)) * self.w3(x))
