@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "lora_flag.h"
 #include "formats/model_folder.h"
 #include "kv_flags.h"
 #include "model/lora_adapter.h"
@@ -47,16 +48,9 @@ int RunChat(const ChatFlags& flags) {
     throw InvalidArgument(flags.model_dir +
                           " has no tokenizer file (tekken.json, tokenizer.model*)");
   // A LoRA adapter applies to every turn; its instruct version (when saved) renders the chat.
-  std::shared_ptr<const model::LoraAdapter> lora;
-  std::optional<tokenizer::InstructVersion> version;
-  if (!flags.lora_dir.empty()) {
-    const formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
-    lora = std::make_shared<const model::LoraAdapter>(
-        model::LoadLoraAdapter(flags.lora_dir, folder.params));
-    if (!lora->instruct_version.empty()) {
-      version = tokenizer::ParseInstructVersion(lora->instruct_version);
-    }
-  }
+  const LoraFlag lora_flag = LoadLoraFlag(flags.lora_dir, flags.model_dir);
+  const std::shared_ptr<const model::LoraAdapter>& lora = lora_flag.adapter;
+  const std::optional<tokenizer::InstructVersion>& version = lora_flag.version;
   tokenizer::LoadedTokenizer loaded = tokenizer::LoadTokenizer(file, version);
   model::LoadOptions options;
   options.context = flags.context;
