@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -37,7 +38,19 @@ struct ServeFlags {
   int request_timeout = 30;
   std::vector<std::string> cors;
   bool insecure_no_auth = false;
+  std::string state_dir;  // empty: the default below
+  std::string max_upload = "512M";
+  int train_threads = 0;
 };
+
+// $XDG_DATA_HOME/bora, else ~/.local/share/bora; empty when neither is known.
+std::string DefaultStateDir() {
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data != nullptr && data[0] == '/')
+    return std::string(data) + "/bora";
+  if (const char* home = std::getenv("HOME"); home != nullptr && home[0] != '\0')
+    return std::string(home) + "/.local/share/bora";
+  return "";
+}
 
 bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -81,6 +94,17 @@ int RunServe(const ServeFlags& flags) {
   options.max_body_bytes = ParseByteSize(flags.max_body);
   options.read_timeout_seconds = flags.request_timeout;
   options.cors_origins = flags.cors;
+  options.max_upload_bytes = ParseByteSize(flags.max_upload);
+  options.train_threads = flags.train_threads > 0 ? flags.train_threads : flags.threads;
+  options.state_dir = flags.state_dir == "none" ? ""
+                      : flags.state_dir.empty() ? DefaultStateDir()
+                                                : flags.state_dir;
+  if (options.state_dir.empty()) {
+    std::fprintf(stderr, "bora serve: no state folder: /v1/files and /v1/fine_tuning are off\n");
+  } else {
+    std::fprintf(stderr, "bora serve: files and fine-tuning jobs in %s\n",
+                 options.state_dir.c_str());
+  }
 
   model::LoadOptions load;
   load.context = flags.context;
@@ -204,6 +228,14 @@ Command RegisterServe(CLI::App& app) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   sub->add_option("--cors", flags->cors, "Allowed browser origin, repeatable (* for any)");
+  sub->add_option("--state-dir", flags->state_dir,
+                  "Folder for uploaded files, fine-tuning jobs and their adapters, kept across "
+                  "restarts (default $XDG_DATA_HOME/bora or ~/.local/share/bora; none: off)");
+  sub->add_option("--max-upload", flags->max_upload, "Largest file upload to /v1/files")
+      ->capture_default_str();
+  sub->add_option("--train-threads", flags->train_threads,
+                  "Threads for fine-tuning jobs (default: as -t)")
+      ->check(CLI::Range(0, 1024));
   return {sub, [flags] { return RunServe(*flags); }};
 }
 

@@ -10,6 +10,7 @@
 #include "server/api_error.h"
 #include "server/completions.h"
 #include "server/embeddings.h"
+#include "server/finetune/fine_tuning_service.h"
 #include "server/http/connection_server.h"
 #include "server/http/router.h"
 #include "server/web_page.h"
@@ -81,6 +82,8 @@ http::ConnectionLimits LimitsOf(const ServerOptions& options) {
   limits.parser.max_header_bytes = options.max_header_bytes;
   limits.parser.max_header_count = options.max_header_count;
   limits.parser.max_body_bytes = options.max_body_bytes;
+  limits.parser.max_upload_body_bytes = options.max_upload_bytes;
+  limits.parser.upload_path_prefix = "/v1/files";
   limits.header_timeout = seconds(options.header_timeout_seconds);
   limits.body_idle_timeout = seconds(options.read_timeout_seconds);
   limits.body_timeout = seconds(options.body_timeout_seconds);
@@ -113,15 +116,35 @@ HttpServer::HttpServer(std::vector<std::unique_ptr<ServedModel>> models, ServerO
     : models_(std::move(models)),
       options_(std::move(options)),
       router_(std::make_unique<http::Router>()) {
+  if (!options_.state_dir.empty()) {
+    FineTuningOptions fine_tuning;
+    fine_tuning.state_dir = options_.state_dir;
+    fine_tuning.train_threads = options_.train_threads;
+    ModelHooks hooks{[this](const std::string& id) { return FindModel(id); },
+                     [this](std::unique_ptr<ServedModel> model) { AddModel(std::move(model)); }};
+    try {
+      fine_tuning_ = std::make_unique<FineTuningService>(fine_tuning, hooks);
+    } catch (const StateDirInUse& e) {
+      // Two servers on one machine are fine; only one of them can own the jobs.
+      std::fprintf(stderr, "bora serve: warning: %s; /v1/files and /v1/fine_tuning are off\n",
+                   e.what());
+    }
+  }
   RegisterRoutes();
+  RegisterFineTuningRoutes();
+  if (fine_tuning_) fine_tuning_->Start();
   http_ = std::make_unique<http::ConnectionServer>(
       LimitsOf(options_), [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); },
       TransportError);
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+  fine_tuning_.reset();
+}
 
 ServedModel* HttpServer::FindModel(const std::string& id) {
+  std::shared_lock<std::shared_mutex> lock(models_mutex_);
   for (auto& model : models_) {
     if (model->Answers(id)) return model.get();
   }
@@ -129,9 +152,28 @@ ServedModel* HttpServer::FindModel(const std::string& id) {
 }
 
 std::vector<ServedModel*> HttpServer::Models() {
+  std::shared_lock<std::shared_mutex> lock(models_mutex_);
   std::vector<ServedModel*> out;
   for (auto& model : models_) out.push_back(model.get());
   return out;
+}
+
+void HttpServer::AddModel(std::unique_ptr<ServedModel> model) {
+  std::unique_lock<std::shared_mutex> lock(models_mutex_);
+  std::fprintf(stderr, "bora serve: now serving %s\n", model->id().c_str());
+  models_.push_back(std::move(model));
+}
+
+FineTuningService& HttpServer::RequireFineTuning() {
+  if (!fine_tuning_) {
+    throw ApiError(404, "invalid_request_error",
+                   options_.state_dir.empty()
+                       ? "files and fine-tuning are off: start bora serve with --state-dir DIR"
+                       : "files and fine-tuning are off in this server: another bora serve uses "
+                         "its state folder (start it with its own --state-dir)",
+                   "fine_tuning_disabled");
+  }
+  return *fine_tuning_;
 }
 
 int HttpServer::Bind() {
@@ -147,6 +189,7 @@ void HttpServer::Serve() { http_->Serve(); }
 
 void HttpServer::Stop() {
   if (http_) http_->Stop();
+  if (fine_tuning_) fine_tuning_->Stop();
 }
 
 void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
@@ -198,25 +241,27 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
   }
 }
 
+http::Router::Handler HttpServer::Route(const std::string& name, http::Router::Handler handler) {
+  // The one place that turns exceptions into error responses, and counts requests.
+  return [this, name, handler](const HttpRequest& req, HttpResponse& res) {
+    try {
+      handler(req, res);
+    } catch (const std::exception& e) {
+      res.stream = nullptr;
+      WriteError(res, ToApiError(e));
+    } catch (...) {
+      res.stream = nullptr;
+      WriteError(res, ApiError(500, "internal_error", "internal error"));
+    }
+    metrics_.CountRequest(name, res.status);
+  };
+}
+
 void HttpServer::RegisterRoutes() {
   http::Router& http = *router_;
   using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
-  // Wraps a handler: the one place that turns exceptions into error responses and counts.
-  auto route = [this](std::string name, Handler handler) -> Handler {
-    return [this, name, handler](const HttpRequest& req, HttpResponse& res) {
-      try {
-        handler(req, res);
-      } catch (const std::exception& e) {
-        res.stream = nullptr;
-        WriteError(res, ToApiError(e));
-      } catch (...) {
-        res.stream = nullptr;
-        WriteError(res, ApiError(500, "internal_error", "internal error"));
-      }
-      metrics_.CountRequest(name, res.status);
-    };
-  };
+  auto route = [this](std::string name, Handler handler) { return Route(name, handler); };
   // A JSON POST body with its model resolved.
   auto json_request = [this](const HttpRequest& req, Json& body) -> ServedModel& {
     if (!IsJsonMediaType(req.Header("Content-Type"))) {
@@ -305,6 +350,62 @@ void HttpServer::RegisterRoutes() {
              ServedModel& model = json_request(req, body);
              WriteJson(res, 200, RunEmbeddings(body, model, metrics_));
            }));
+}
+
+void HttpServer::RegisterFineTuningRoutes() {
+  http::Router& http = *router_;
+  using Handler = http::Router::Handler;
+  auto json = [this](const HttpRequest& req, HttpResponse& res,
+                     const std::function<Json(FineTuningService&)>& call) {
+    WriteJson(res, 200, call(RequireFineTuning()));
+  };
+  auto id_route = [this, json](const std::string& name,
+                               Json (FineTuningService::*method)(const std::string&)) -> Handler {
+    return Route(name, [json, method](const HttpRequest& req, HttpResponse& res) {
+      const std::string id = req.path_params.at("id");
+      json(req, res, [&](FineTuningService& service) { return (service.*method)(id); });
+    });
+  };
+
+  http.Add("POST", "/v1/files",
+           Route("/v1/files", [json](const HttpRequest& req, HttpResponse& res) {
+             json(req, res, [&](FineTuningService& service) { return service.UploadFile(req); });
+           }));
+  http.Add("GET", "/v1/files",
+           Route("/v1/files", [json](const HttpRequest& req, HttpResponse& res) {
+             json(req, res, [&](FineTuningService& service) { return service.ListFiles(req); });
+           }));
+  http.Add("GET", "/v1/files/{id}/content",
+           Route("/v1/files/{id}/content", [this](const HttpRequest& req, HttpResponse& res) {
+             std::string filename;
+             std::string content =
+                 RequireFineTuning().FileContent(req.path_params.at("id"), &filename);
+             res.status = 200;
+             res.SetHeader("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+             res.SetContent(std::move(content), "application/octet-stream");
+           }));
+  // After /content: a final {id} would also match "ID/content".
+  http.Add("GET", "/v1/files/{id}", id_route("/v1/files/{id}", &FineTuningService::GetFile));
+  http.Add("DELETE", "/v1/files/{id}", id_route("/v1/files/{id}", &FineTuningService::DeleteFile));
+  http.Add("POST", "/v1/fine_tuning/jobs",
+           Route("/v1/fine_tuning/jobs", [json](const HttpRequest& req, HttpResponse& res) {
+             if (!IsJsonMediaType(req.Header("Content-Type"))) {
+               throw ApiError(415, "invalid_request_error",
+                              "send the body as Content-Type: application/json");
+             }
+             const Json body = ParseBody(req.body);
+             json(req, res, [&](FineTuningService& service) { return service.CreateJob(body); });
+           }));
+  http.Add("GET", "/v1/fine_tuning/jobs",
+           Route("/v1/fine_tuning/jobs", [json](const HttpRequest& req, HttpResponse& res) {
+             json(req, res, [&](FineTuningService& service) { return service.ListJobs(req); });
+           }));
+  http.Add("GET", "/v1/fine_tuning/jobs/{id}",
+           id_route("/v1/fine_tuning/jobs/{id}", &FineTuningService::GetJob));
+  http.Add("POST", "/v1/fine_tuning/jobs/{id}/cancel",
+           id_route("/v1/fine_tuning/jobs/{id}/cancel", &FineTuningService::CancelJob));
+  http.Add("POST", "/v1/fine_tuning/jobs/{id}/start",
+           id_route("/v1/fine_tuning/jobs/{id}/start", &FineTuningService::StartJob));
 }
 
 }  // namespace bora::server

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,12 @@ struct ServerOptions {
   size_t max_header_count = 100;             // 431 above
   size_t max_connections = 512;              // 503 and closed above
   size_t max_connections_per_ip = 64;        // 503 and closed above
+  size_t max_upload_bytes = size_t{512} << 20;  // POST /v1/files bodies: 413 above
+  std::string state_dir;  // files and fine-tuning jobs; empty: those routes are off
+  int train_threads = 0;  // fine-tuning threads (0: all cores)
 };
+
+class FineTuningService;
 
 class HttpServer {
  public:
@@ -60,11 +67,23 @@ class HttpServer {
   void RegisterRoutes();
   // Request id, CORS, preflight and auth, then the route (or a 404).
   void Handle(http::HttpRequest& req, http::HttpResponse& res);
+  void RegisterFineTuningRoutes();
+  // Wraps a route's handler: the one mapping of exceptions to error responses, and counting.
+  std::function<void(const http::HttpRequest&, http::HttpResponse&)> Route(
+      const std::string& name,
+      std::function<void(const http::HttpRequest&, http::HttpResponse&)> handler);
+  // Model lookups take a shared lock: a finished fine-tuning job adds its model while requests
+  // run. Models are never removed, so a pointer stays valid for the server's lifetime.
   ServedModel* FindModel(const std::string& id);
   std::vector<ServedModel*> Models();
+  void AddModel(std::unique_ptr<ServedModel> model);
+  FineTuningService& RequireFineTuning();
 
+  std::shared_mutex models_mutex_;
   std::vector<std::unique_ptr<ServedModel>> models_;
   ServerOptions options_;
+  // Declared after models_: destroyed (its training thread stopped) before the models it uses.
+  std::unique_ptr<FineTuningService> fine_tuning_;
   Metrics metrics_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::ConnectionServer> http_;

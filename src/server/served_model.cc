@@ -73,7 +73,7 @@ std::unique_ptr<ServedModel> ServedModel::LoadAdapter(const std::string& name,
   std::unique_ptr<ServedModel> served(new ServedModel());
   served->id_ = name;
   served->dir_ = dir;
-  served->alias_ = "ft:" + base.id() + ":" + name;
+  if (name.rfind("ft:", 0) != 0) served->alias_ = "ft:" + base.id() + ":" + name;
   served->base_ = &base;
   served->adapter_ = std::make_shared<const model::LoraAdapter>(
       model::LoadLoraAdapter(dir, base.model().params()));
@@ -124,7 +124,7 @@ Json ServedModel::Card() const {
     // adapter cards.
     card["description"] = "LoRA adapter " + fs::path(dir_).filename().string() + " (rank " +
                           std::to_string(adapter_->rank) + ") on " + base_->id();
-    card["job"] = "";
+    card["job"] = job_;
     card["root"] = base_->id();
     card["parent"] = base_->id();
     card["archived"] = false;

@@ -24,13 +24,17 @@ class ServedModel {
                                            const runtime::EngineOptions& engine);
 
   // Offers the LoRA adapter in `dir` as model `name` (also addressable as
-  // "ft:<base id>:<name>") on `base`'s engine and tokenizer, prompting with the adapter's
+  // "ft:<base id>:<name>" unless `name` starts with "ft:" already) on `base`'s engine and tokenizer, prompting with the adapter's
   // instruct version when it names one. `base` must outlive the result. Throws bora errors
   // naming the folder (see LoadLoraAdapter; an instruct version the tokenizer cannot encode).
   static std::unique_ptr<ServedModel> LoadAdapter(const std::string& name, const std::string& dir,
                                                   ServedModel& base);
 
   const std::string& id() const { return id_; }
+  // The folder the weights (or the adapter) were loaded from.
+  const std::string& dir() const { return dir_; }
+  // The fine-tuning job that made this adapter (its card's `job`).
+  void set_job(std::string job_id) { job_ = std::move(job_id); }
   // Whether requests naming `name` go to this model (its id or, for adapters, its ft: alias).
   bool Answers(const std::string& name) const {
     return name == id_ || (!alias_.empty() && name == alias_);
@@ -64,7 +68,8 @@ class ServedModel {
 
   std::string id_;
   std::string dir_;
-  std::string alias_;            // adapters: "ft:<base id>:<id>"
+  std::string alias_;            // adapters: "ft:<base id>:<id>" (none when id starts "ft:")
+  std::string job_;              // adapters made by a fine-tuning job: its id
   ServedModel* base_ = nullptr;  // adapters: the model whose engine runs them
   std::shared_ptr<const model::LoraAdapter> adapter_;
   tokenizer::InstructVersion version_ = tokenizer::InstructVersion::kV1;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,104 @@ TEST(HttpRequestParserTest, BodyOverTheLimitIs413BeforeTheBody) {
   EXPECT_EQ(StatusOf("POST /x HTTP/1.1\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'a')),
             200);
   EXPECT_EQ(StatusOf("POST /x HTTP/1.1\r\nContent-Length: 99999999999999999\r\n\r\n"), 413);
+}
+
+ParserLimits UploadLimits() {
+  ParserLimits limits = SmallLimits();  // 1000 bytes elsewhere
+  limits.max_upload_body_bytes = 3000;
+  limits.upload_path_prefix = "/v1/files";
+  return limits;
+}
+
+std::string PostWithLength(const std::string& path, size_t length,
+                           const std::string& method = "POST") {
+  return method + " " + path + " HTTP/1.1\r\nContent-Length: " + std::to_string(length) +
+         "\r\n\r\n" + std::string(length, 'u');
+}
+
+std::string ChunkedPost(const std::string& path, size_t chunks, size_t chunk_size) {
+  std::string bytes = "POST " + path + " HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char size_line[32];
+  std::snprintf(size_line, sizeof(size_line), "%zx\r\n", chunk_size);
+  for (size_t i = 0; i < chunks; ++i) bytes += size_line + std::string(chunk_size, 'c') + "\r\n";
+  return bytes + "0\r\n\r\n";
+}
+
+TEST(HttpRequestParserTest, UploadRouteGetsTheLargerBodyLimit) {
+  const ParserLimits limits = UploadLimits();
+  const Parsed upload = ParseAll(PostWithLength("/v1/files", 2500), limits);
+  ASSERT_EQ(upload.state, HttpRequestParser::State::kComplete) << upload.status;
+  EXPECT_EQ(upload.request.body, std::string(2500, 'u'));
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 3000), limits), 200);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files/abc/content", 2000), limits), 200);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files?purpose=fine-tune", 2000), limits), 200);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/%66iles", 2000), limits), 200);  // decoded path
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 3001), limits), 413);
+  // Other routes, other methods and look-alike paths keep max_body_bytes.
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/chat/completions", 1001), limits), 413);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/filesystem", 2000), limits), 413);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/file", 2000), limits), 413);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 2000, "PUT"), limits), 413);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/chat/completions", 1000), limits), 200);
+  // The 413 names the limit that applied.
+  HttpRequestParser parser(limits);
+  parser.Feed("POST /v1/files HTTP/1.1\r\nContent-Length: 3001\r\n\r\n");
+  ASSERT_TRUE(parser.failed());
+  EXPECT_NE(parser.error_message().find("3000"), std::string::npos) << parser.error_message();
+}
+
+TEST(HttpRequestParserTest, UploadLimitNeedsBothFieldsAndNeverLowersTheLimit) {
+  ParserLimits no_prefix = UploadLimits();
+  no_prefix.upload_path_prefix.clear();
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 2000), no_prefix), 413);
+  EXPECT_EQ(StatusOf(PostWithLength("/", 2000), no_prefix), 413);
+  ParserLimits no_size = UploadLimits();
+  no_size.max_upload_body_bytes = 0;
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 1001), no_size), 413);
+  ParserLimits smaller = UploadLimits();
+  smaller.max_upload_body_bytes = 500;
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 1000), smaller), 200);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 1001), smaller), 413);
+  ParserLimits slash = UploadLimits();
+  slash.upload_path_prefix = "/v1/files/";
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files/x", 2000), slash), 200);
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 2000), slash), 413);
+}
+
+TEST(HttpRequestParserTest, ChunkedUploadsGetTheLargerBodyLimit) {
+  const ParserLimits limits = UploadLimits();
+  const Parsed upload = ParseAll(ChunkedPost("/v1/files", 5, 600), limits);  // 3000 bytes
+  ASSERT_EQ(upload.state, HttpRequestParser::State::kComplete) << upload.status;
+  EXPECT_EQ(upload.request.body, std::string(3000, 'c'));
+  EXPECT_EQ(StatusOf(ChunkedPost("/v1/files", 1, 2999), limits), 200);
+  EXPECT_EQ(StatusOf(ChunkedPost("/v1/files", 6, 600), limits), 413);   // 3600
+  EXPECT_EQ(StatusOf(ChunkedPost("/v1/files", 1, 3001), limits), 413);  // one chunk
+  EXPECT_EQ(StatusOf(ChunkedPost("/v1/models", 2, 600), limits), 413);  // 1200 elsewhere
+  EXPECT_EQ(StatusOf(ChunkedPost("/v1/models", 2, 500), limits), 200);
+  for (const std::string& bytes :
+       {PostWithLength("/v1/files", 2500), PostWithLength("/v1/models", 2500),
+        ChunkedPost("/v1/files", 4, 700), ChunkedPost("/v1/files", 6, 700)}) {
+    const Parsed whole = ParseAll(bytes, limits);
+    const Parsed bytewise = ParseByteByByte(bytes, limits);
+    EXPECT_EQ(whole.state, bytewise.state);
+    EXPECT_EQ(whole.status, bytewise.status);
+    EXPECT_EQ(whole.request.body, bytewise.request.body);
+  }
+}
+
+TEST(HttpRequestParserTest, AnnouncedBodyIsNotAllocatedBeforeItArrives) {
+  ParserLimits limits;
+  limits.max_body_bytes = size_t{1} << 40;  // 1 TiB allowed, so only the reserve cap protects
+  HttpRequestParser parser(limits);
+  parser.Feed("POST /x HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\nabc");
+  EXPECT_EQ(parser.state(), HttpRequestParser::State::kNeedMore);
+  EXPECT_TRUE(parser.in_body());
+  EXPECT_EQ(parser.request().body, "abc");
+  EXPECT_LE(parser.request().body.capacity(), size_t{8} << 20);
+  // Small bodies are still reserved whole.
+  HttpRequestParser small(SmallLimits());
+  small.Feed("POST /x HTTP/1.1\r\nContent-Length: 900\r\n\r\n");
+  EXPECT_GE(small.request().body.capacity(), 900u);
 }
 
 TEST(HttpRequestParserTest, SmugglingShapesAre400) {

@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -20,6 +21,11 @@ namespace bora::testing {
 ServerProcess::ServerProcess(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> argv = {BORA_BINARY, "serve", "--port", "0"};
   argv.insert(argv.end(), args.begin(), args.end());
+  // No state folder unless the test names one: tests must not write to the user's home.
+  if (std::find(args.begin(), args.end(), "--state-dir") == args.end()) {
+    argv.push_back("--state-dir");
+    argv.push_back("none");
+  }
   std::vector<char*> raw;
   for (std::string& a : argv) raw.push_back(a.data());
   raw.push_back(nullptr);

@@ -10,6 +10,9 @@ namespace {
 
 constexpr size_t kMaxChunkLine = 4096;  // chunk size plus extensions
 constexpr size_t kMaxBlankLines = 8;    // blank lines tolerated before a request line
+// Content-Length is only a promise: reserving more than this up front would let a client make the
+// server allocate a large body it never sends. Beyond it the body grows as bytes arrive.
+constexpr size_t kMaxBodyReserve = size_t{8} << 20;
 
 bool IsTokenChar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
@@ -342,6 +345,20 @@ void HttpRequestParser::OnHeaderLine(std::string_view line) {
   request_.headers.emplace_back(std::string(name), std::string(value));
 }
 
+size_t HttpRequestParser::BodyLimit() const {
+  const std::string& prefix = limits_.upload_path_prefix;
+  if (limits_.max_upload_body_bytes == 0 || prefix.empty() || request_.method != "POST") {
+    return limits_.max_body_bytes;
+  }
+  const std::string& path = request_.path;
+  // Whole path segments only, so "/v1/filesystem" does not get the upload limit of "/v1/files".
+  const bool under_prefix =
+      path.compare(0, prefix.size(), prefix) == 0 &&
+      (path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/');
+  return under_prefix ? std::max(limits_.max_body_bytes, limits_.max_upload_body_bytes)
+                      : limits_.max_body_bytes;
+}
+
 void HttpRequestParser::OnHeadersEnd() {
   const std::string* content_length = nullptr;
   const std::string* transfer_encoding = nullptr;
@@ -390,12 +407,12 @@ void HttpRequestParser::OnHeadersEnd() {
       return Fail(400, "malformed Content-Length");
     }
     const uint64_t length = std::stoull(text);
-    if (length > limits_.max_body_bytes) {
-      return Fail(413, "the request body is larger than " + std::to_string(limits_.max_body_bytes) +
-                           " bytes");
+    const size_t limit = BodyLimit();
+    if (length > limit) {
+      return Fail(413, "the request body is larger than " + std::to_string(limit) + " bytes");
     }
     remaining_ = length;
-    request_.body.reserve(static_cast<size_t>(length));
+    request_.body.reserve(static_cast<size_t>(std::min<uint64_t>(length, kMaxBodyReserve)));
     phase_ = length == 0 ? Phase::kDone : Phase::kBodyFixed;
     if (length == 0) request_.expect_continue = false;
     return;
@@ -424,9 +441,9 @@ void HttpRequestParser::OnChunkSizeLine(std::string_view line) {
     const auto u = static_cast<unsigned char>(c);
     if ((u < 0x20 && u != '\t') || u == 0x7f) return Fail(400, "malformed chunk extension");
   }
-  if (size > limits_.max_body_bytes - std::min(limits_.max_body_bytes, request_.body.size())) {
-    return Fail(413, "the request body is larger than " + std::to_string(limits_.max_body_bytes) +
-                         " bytes");
+  const size_t limit = BodyLimit();
+  if (size > limit - std::min(limit, request_.body.size())) {
+    return Fail(413, "the request body is larger than " + std::to_string(limit) + " bytes");
   }
   if (size == 0) {
     phase_ = Phase::kTrailers;

@@ -38,6 +38,11 @@ struct ParserLimits {
   size_t max_header_bytes = 32 * 1024;      // 431 above (header fields, and again for trailers)
   size_t max_header_count = 100;            // 431 above
   size_t max_body_bytes = size_t{8} << 20;  // 413 above
+  // File uploads need more than JSON requests: when nonzero, a POST to upload_path_prefix (the
+  // path itself or below it, e.g. "/v1/files" and "/v1/files/x") may carry up to
+  // max(max_body_bytes, max_upload_body_bytes). An empty prefix matches nothing.
+  size_t max_upload_body_bytes = 0;
+  std::string upload_path_prefix;
 };
 
 // Feed bytes as they arrive; the parser stops at the end of one request, so what Feed did not
@@ -86,6 +91,8 @@ class HttpRequestParser {
   void OnHeadersEnd();
   void OnChunkSizeLine(std::string_view line);
   void OnTrailerLine(std::string_view line);
+  // The body limit of the current request, known once its request line is parsed.
+  size_t BodyLimit() const;
 
   ParserLimits limits_;
   Phase phase_ = Phase::kRequestLine;

@@ -108,7 +108,7 @@ for run in "${RUNS[@]}"; do
   fi
 
   log=$WORK/$name.serve.log
-  "$BORA" serve --model "tiny=$model_dir" --host 127.0.0.1 --port 0 --api-key "$API_KEY" --ctx 2048 \
+  "$BORA" serve --model "tiny=$model_dir" --host 127.0.0.1 --port 0 --api-key "$API_KEY" --ctx 2048 --state-dir none \
     "${EXTRA_SERVE[@]}" >"$log" 2>&1 &
   SERVER_PID=$!
 

@@ -95,7 +95,7 @@ fi
 
 log=$WORK/serve.log
 "$BORA" serve --model "tiny=$model_dir" --host 127.0.0.1 --port 0 --ctx "$CTX" \
-  --parallel "$PARALLEL" --max-queue "$MAX_QUEUE" --kv-blocks "$KV_BLOCKS" \
+  --parallel "$PARALLEL" --max-queue "$MAX_QUEUE" --kv-blocks "$KV_BLOCKS" --state-dir none \
   "${EXTRA_SERVE[@]}" >"$log" 2>&1 &
 SERVER_PID=$!
 
