@@ -25,6 +25,8 @@ shared_dir="${BORA_SHARED:-$(cd .. && pwd)/shared}"
 if [ -d "$shared_dir/tokenizers" ]; then
   stage "sdk conformance (@mistralai/mistralai, openai)"
   timed tests/e2e/sdk/run_conformance.sh build/release/apps/bora "$shared_dir"
+  stage "fine-tuning API: files, jobs, kill -9 and resume (mistralai 1.15.1, openai)"
+  timed tests/e2e/sdk/run_finetune.sh build/release/apps/bora "$shared_dir"
   stage "web chat page (headless chromium)"
   timed tests/e2e/web/run_web_test.sh build/release/apps/bora "$shared_dir"
   stage "streaming soak"

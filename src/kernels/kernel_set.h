@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "base/cpu_features.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_f32.h"
 #include "kernels/quant/qgemm.h"
 
@@ -24,10 +25,15 @@ struct KernelSet {
   QGemmFn qgemm = nullptr;
   // f32 GEMM strip (training): C[rows <= 12, 16] += A · packed B strip.
   GemmStripFn gemm_strip = nullptr;
+  // bf16 GEMM strip and conversion (training with bf16 activations): only where the CPU has
+  // AVX512-BF16; null elsewhere (callers then use the f32 strip).
+  GemmBf16StripFn gemm_strip_bf16 = nullptr;
+  F32ToBf16RowFn f32_to_bf16_row = nullptr;
 };
 
-// The table for `isa` (AMX uses the AVX-512 VNNI table: no AMX tile kernels yet). The caller
-// must have checked that the CPU supports `isa` (SelectIsa does).
+// The table for `isa` (AMX uses the AVX-512 VNNI table: no AMX tile kernels yet), with the bf16
+// GEMM kernels when the level is AVX-512 or above and the CPU has AVX512-BF16. The caller must
+// have checked that the CPU supports `isa` (SelectIsa does).
 const KernelSet& KernelsFor(Isa isa);
 
 }  // namespace bora::kernels

@@ -178,7 +178,143 @@ void Run(ComputeContext& ctx, PackFn pack_fn, const void* source, int64_t m, int
   });
 }
 
+// ---- bf16 path: B packed as k-pairs, A converted to bf16 once per call.
+
+constexpr int64_t kPairDepth = 128;  // k-pairs of B packed at once (256 k, 16 KiB per 2 strips)
+// Rows of A per work item: 1020 (a multiple of 12) covers a 512- or 1024-token step in one item,
+// so each weight slice is packed once per call; 1020 x 256 bf16 of A is 510 KiB (L2).
+constexpr int64_t kBlockRowsBf16 = 1020;
+constexpr int64_t kPackBf16 = kPairDepth * 2 * kItemColumns;  // uint16 per thread
+
+// pack[s][q][j][t] = B[k0 + 2q + t][n0 + 16 s + j] for q < pairs (zero beyond k or n).
+void PackWeightBf16(const MatrixView& w, bool input_gradient, int64_t k, int64_t k0, int64_t pairs,
+                    int64_t n0, int64_t columns, uint16_t* pack) {
+  const int64_t strip_size = pairs * 32;
+  for (int64_t s = 0; s * kGemmStrip < columns; ++s) {
+    uint16_t* out = pack + s * strip_size;
+    const int64_t first = n0 + s * kGemmStrip;
+    const int64_t width = std::min(kGemmStrip, columns - s * kGemmStrip);
+    if (width < kGemmStrip || k0 + 2 * pairs > k) std::fill(out, out + strip_size, uint16_t{0});
+    const int64_t depth = std::min(2 * pairs, k - k0);
+    if (w.dtype == DType::kBF16) {
+      const auto* data = static_cast<const uint16_t*>(w.data);
+      if (input_gradient) {  // B[p][j] = W[k0 + p][first + j]: rows 2q and 2q+1 interleaved
+        for (int64_t p = 0; p < depth; p += 2) {
+          const uint16_t* even = data + (k0 + p) * w.cols + first;
+          const uint16_t* odd = p + 1 < depth ? even + w.cols : nullptr;
+          uint16_t* dst = out + (p / 2) * 32;
+          if (odd != nullptr && width == kGemmStrip) {
+            for (int64_t j = 0; j < kGemmStrip; ++j) {  // one 64-byte line, vectorized
+              dst[2 * j] = even[j];
+              dst[2 * j + 1] = odd[j];
+            }
+          } else {
+            for (int64_t j = 0; j < width; ++j) {
+              dst[2 * j] = even[j];
+              dst[2 * j + 1] = odd != nullptr ? odd[j] : uint16_t{0};
+            }
+          }
+        }
+      } else {  // B[p][j] = W[first + j][k0 + p]: a 32-bit transpose (k-pairs are adjacent)
+        const int64_t full = depth / 2;
+        const uint16_t* rows[kGemmStrip];
+        for (int64_t j = 0; j < width; ++j) rows[j] = data + (first + j) * w.cols + k0;
+        for (int64_t q = 0; q < full; ++q) {
+          uint16_t* line = out + q * 32;  // one 64-byte line of the strip
+          for (int64_t j = 0; j < width; ++j) std::memcpy(line + 2 * j, rows[j] + 2 * q, 4);
+        }
+        if (depth % 2 != 0) {
+          for (int64_t j = 0; j < width; ++j) {
+            out[full * 32 + 2 * j] = data[(first + j) * w.cols + k0 + depth - 1];
+          }
+        }
+      }
+      continue;
+    }
+    // q8/q4: dequantized tiles rounded to bf16.
+    float tile[16][32];
+    if (input_gradient) {
+      const int64_t block = first / 32, half = (first % 32) / 16 * 16;
+      for (int64_t p0 = 0; p0 < depth; p0 += 16) {
+        DequantizeTile(w, (k0 + p0) / 16, block, tile);
+        const int64_t rows = std::min<int64_t>(16, depth - p0);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t p = p0 + r;
+          uint16_t* dst = out + (p / 2) * 32 + (p % 2);
+          for (int64_t j = 0; j < width; ++j) dst[2 * j] = F32ToBf16(tile[r][half + j]);
+        }
+      }
+    } else {
+      const int64_t panel = first / 16;
+      for (int64_t p0 = 0; p0 < depth; p0 += 32) {
+        DequantizeTile(w, panel, (k0 + p0) / 32, tile);
+        const int64_t cols = std::min<int64_t>(32, depth - p0);
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t p = p0 + c;
+          uint16_t* dst = out + (p / 2) * 32 + (p % 2);
+          for (int64_t j = 0; j < width; ++j) dst[2 * j] = F32ToBf16(tile[j][c]);
+        }
+      }
+    }
+  }
+}
+
+void WeightGemmBf16(ComputeContext& ctx, const float* a, int64_t m, int64_t lda,
+                    const MatrixView& w, bool input_gradient, float* c, int64_t ldc,
+                    bool accumulate) {
+  const int64_t n = input_gradient ? w.cols : w.rows;
+  const int64_t k = input_gradient ? w.rows : w.cols;
+  if (m <= 0 || n <= 0) return;
+  const int64_t k_pairs = (k + 1) / 2, a_stride = 2 * k_pairs;
+  const int threads = ctx.num_threads();
+  const kernels::KernelSet& kernels = ctx.kernels();
+  // One scratch block: A in bf16 (rows padded to an even length), then a pack per thread.
+  const size_t a_elements = static_cast<size_t>(((m * a_stride + 31) / 32) * 32);
+  auto* scratch = static_cast<uint16_t*>(
+      ctx.Scratch(sizeof(uint16_t) * (a_elements + static_cast<size_t>(kPackBf16) * threads)));
+  uint16_t* a16 = scratch;
+  uint16_t* packs = scratch + a_elements;
+  ctx.pool().ParallelFor(m, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      kernels.f32_to_bf16_row(a + i * lda, a16 + i * a_stride, k);
+      if (a_stride > k) a16[i * a_stride + k] = 0;
+    }
+  });
+  const int64_t column_items = (n + kItemColumns - 1) / kItemColumns;
+  const int64_t row_items = (m + kBlockRowsBf16 - 1) / kBlockRowsBf16;
+  ctx.pool().ParallelFor(column_items * row_items, [&](int64_t begin, int64_t end, int thread) {
+    uint16_t* pack = packs + thread * kPackBf16;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t row0 = (item % row_items) * kBlockRowsBf16;
+      const int64_t rows = std::min(kBlockRowsBf16, m - row0);
+      const int64_t n0 = (item / row_items) * kItemColumns;
+      const int64_t columns = std::min(kItemColumns, n - n0);
+      if (!accumulate) {
+        for (int64_t i = 0; i < rows; ++i) std::fill_n(c + (row0 + i) * ldc + n0, columns, 0.0f);
+      }
+      for (int64_t q0 = 0; q0 < k_pairs; q0 += kPairDepth) {
+        const int64_t pairs = std::min(kPairDepth, k_pairs - q0);
+        PackWeightBf16(w, input_gradient, k, 2 * q0, pairs, n0, columns, pack);
+        const int64_t strip_stride = pairs * 32;
+        for (int64_t s = 0; s * kGemmStrip < columns; s += 2) {
+          const int64_t width = std::min(kernels::kGemmBf16MaxColumns, columns - s * kGemmStrip);
+          for (int64_t i = 0; i < rows; i += kernels::kGemmBf16MaxRows) {
+            const int64_t count = std::min(kernels::kGemmBf16MaxRows, rows - i);
+            kernels.gemm_strip_bf16(a16 + (row0 + i) * a_stride + 2 * q0, a_stride,
+                                    pack + s * strip_stride, strip_stride, pairs, count,
+                                    c + (row0 + i) * ldc + n0 + s * kGemmStrip, ldc, width);
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
+
+bool UsesBf16Gemm(const ComputeContext& ctx, const MatrixView& w) {
+  return ctx.kernels().gemm_strip_bf16 != nullptr && (w.dtype == DType::kBF16 || w.packed());
+}
 
 int64_t GemmPackFloats() { return kDepth * kItemColumns; }
 
@@ -196,9 +332,13 @@ void GemmSerial(const kernels::KernelSet& kernels, int64_t m, int64_t n, int64_t
 }
 
 void WeightGemm(ComputeContext& ctx, const float* a, int64_t m, int64_t lda, const MatrixView& w,
-                bool input_gradient, float* c, int64_t ldc, bool accumulate) {
+                bool input_gradient, float* c, int64_t ldc, bool accumulate,
+                GemmPrecision precision) {
   if (w.dtype != DType::kF32 && w.dtype != DType::kBF16 && w.dtype != DType::kF16 && !w.packed()) {
     throw InvalidArgument("WeightGemm: unsupported weight dtype");
+  }
+  if (precision == GemmPrecision::kBf16 && UsesBf16Gemm(ctx, w)) {
+    return WeightGemmBf16(ctx, a, m, lda, w, input_gradient, c, ldc, accumulate);
   }
   const WeightSource source{&w, input_gradient};
   const int64_t n = input_gradient ? w.cols : w.rows;

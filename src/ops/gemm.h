@@ -31,11 +31,23 @@ void Gemm(ComputeContext& ctx, int64_t m, int64_t n, int64_t k, StridedMatrix a,
 void GemmSerial(const kernels::KernelSet& kernels, int64_t m, int64_t n, int64_t k, StridedMatrix a,
                 StridedMatrix b, float* c, int64_t ldc, bool accumulate, float* pack);
 
+// How a weight product may compute.
+enum class GemmPrecision {
+  kF32,   // f32 activations, weights upcast exactly
+  kBf16,  // mixed precision: activations rounded to bf16, products summed in f32 (as PyTorch's
+          // bf16 matmul) when W is bf16 or q8/q4 (dequantized values rounded to bf16) and the
+          // CPU has AVX512-BF16; otherwise as kF32
+};
+
 // W is [out, in] in any format (F32/BF16/F16 dense, q8/q4 packed; values as dequantized).
 //   input_gradient = false: C[m, out] (+)= A[m, in] · W^T
 //   input_gradient = true:  C[m, in]  (+)= A[m, out] · W
 // A row stride lda (contiguous columns), C row stride ldc.
 void WeightGemm(ComputeContext& ctx, const float* a, int64_t m, int64_t lda, const MatrixView& w,
-                bool input_gradient, float* c, int64_t ldc, bool accumulate);
+                bool input_gradient, float* c, int64_t ldc, bool accumulate,
+                GemmPrecision precision = GemmPrecision::kF32);
+
+// Whether WeightGemm with kBf16 takes the bf16 path for `w` on this context's kernels.
+bool UsesBf16Gemm(const ComputeContext& ctx, const MatrixView& w);
 
 }  // namespace bora::ops

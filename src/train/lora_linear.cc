@@ -27,11 +27,11 @@ std::vector<float> DropoutInput(const float* x, int64_t count, float p, uint64_t
 // Frozen y = x W^T: packed q8/q4 weights go through the int8 inference kernels (what serving
 // computes), dense ones through the f32 GEMM.
 void FrozenForward(ops::ComputeContext& ctx, const float* x, int64_t rows, const MatrixView& w,
-                   float* y) {
+                   float* y, ops::GemmPrecision precision) {
   if (w.packed()) {
     ops::MatMul(ctx, x, rows, w, y);
   } else {
-    ops::WeightGemm(ctx, x, rows, w.cols, w, false, y, w.rows, false);
+    ops::WeightGemm(ctx, x, rows, w.cols, w, false, y, w.rows, false, precision);
   }
 }
 
@@ -40,7 +40,7 @@ void FrozenForward(ops::ComputeContext& ctx, const float* x, int64_t rows, const
 void LoraLinearForward(ops::ComputeContext& ctx, const float* x, int64_t rows, const MatrixView& w,
                        const model::LoraMatrix* lora, const LoraSettings& settings,
                        uint64_t dropout_key, float* y, LoraSaved* saved) {
-  FrozenForward(ctx, x, rows, w, y);
+  FrozenForward(ctx, x, rows, w, y, settings.precision);
   if (!Active(lora)) return;
   const int64_t rank = lora->rank, in = lora->in, out = lora->out;
   std::vector<float> dropped;
@@ -63,7 +63,7 @@ void LoraLinearBackward(ops::ComputeContext& ctx, const float* x, int64_t rows, 
                         const model::LoraMatrix* lora, const LoraSettings& settings,
                         uint64_t dropout_key, const LoraSaved& saved, const float* dy, float* dx,
                         model::LoraMatrix* grad) {
-  ops::WeightGemm(ctx, dy, rows, w.rows, w, true, dx, w.cols, true);
+  ops::WeightGemm(ctx, dy, rows, w.rows, w, true, dx, w.cols, true, settings.precision);
   if (!Active(lora)) return;
   const int64_t rank = lora->rank, in = lora->in, out = lora->out;
   // dB[o, r] += sum_t dy[t, o] us[t, r]

@@ -7,6 +7,7 @@
 
 #include "model/lora_adapter.h"
 #include "ops/compute_context.h"
+#include "ops/gemm.h"
 #include "tensor/matrix_view.h"
 
 namespace bora::train {
@@ -14,6 +15,8 @@ namespace bora::train {
 struct LoraSettings {
   float scaling = 2.0f;
   float dropout = 0.0f;  // probability of zeroing an input of the low-rank path
+  // The frozen product's precision (kBf16: bf16 activations against bf16/q8/q4 weights).
+  ops::GemmPrecision precision = ops::GemmPrecision::kF32;
 };
 
 // What the backward needs from the forward besides x: us = scaling * dropout(x) A^T [rows, rank].

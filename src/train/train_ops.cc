@@ -238,7 +238,8 @@ void RouterSoftmaxBackward(const int32_t* chosen, const float* weights, const fl
 
 CrossEntropyResult CrossEntropy(ops::ComputeContext& ctx, const float* hidden, int64_t rows,
                                 int64_t dim, const MatrixView& output, const int32_t* targets,
-                                const uint8_t* mask, double loss_scale, float* d_hidden) {
+                                const uint8_t* mask, double loss_scale, float* d_hidden,
+                                ops::GemmPrecision precision) {
   const int64_t vocab = output.rows;
   std::vector<int64_t> selected;  // rows that count (masked targets only)
   for (int64_t t = 0; t < rows; ++t) {
@@ -256,13 +257,15 @@ CrossEntropyResult CrossEntropy(ops::ComputeContext& ctx, const float* hidden, i
       logits(static_cast<size_t>(kChunk * vocab));
   std::vector<float> d_gathered(static_cast<size_t>(kChunk * dim));
   std::vector<double> row_loss(static_cast<size_t>(kChunk));
+  std::vector<uint8_t> row_correct(static_cast<size_t>(kChunk));
   const kernels::KernelSet& kernels = ctx.kernels();
   for (int64_t first = 0; first < result.count; first += kChunk) {
     const int64_t count = std::min(kChunk, result.count - first);
     for (int64_t r = 0; r < count; ++r) {
       std::copy_n(hidden + selected[first + r] * dim, dim, gathered.data() + r * dim);
     }
-    ops::WeightGemm(ctx, gathered.data(), count, dim, output, false, logits.data(), vocab, false);
+    ops::WeightGemm(ctx, gathered.data(), count, dim, output, false, logits.data(), vocab, false,
+                    precision);
     ctx.pool().ParallelFor(count, [&](int64_t begin, int64_t end, int) {
       for (int64_t r = begin; r < end; ++r) {
         float* row = logits.data() + r * vocab;
@@ -270,6 +273,7 @@ CrossEntropyResult CrossEntropy(ops::ComputeContext& ctx, const float* hidden, i
         const float target_logit = row[target];
         float max_logit = -INFINITY;
         for (int64_t i = 0; i < vocab; ++i) max_logit = std::max(max_logit, row[i]);
+        row_correct[r] = target_logit >= max_logit ? 1 : 0;
         for (int64_t i = 0; i < vocab; ++i) row[i] -= max_logit;
         kernels.exp_inplace(row, vocab);
         double sum = 0.0;
@@ -282,9 +286,13 @@ CrossEntropyResult CrossEntropy(ops::ComputeContext& ctx, const float* hidden, i
         row[target] -= static_cast<float>(loss_scale);
       }
     });
-    for (int64_t r = 0; r < count; ++r) result.loss_sum += row_loss[r];
+    for (int64_t r = 0; r < count; ++r) {
+      result.loss_sum += row_loss[r];
+      result.correct += row_correct[r];
+    }
     if (d_hidden == nullptr) continue;
-    ops::WeightGemm(ctx, logits.data(), count, vocab, output, true, d_gathered.data(), dim, false);
+    ops::WeightGemm(ctx, logits.data(), count, vocab, output, true, d_gathered.data(), dim, false,
+                    precision);
     for (int64_t r = 0; r < count; ++r) {
       float* target_row = d_hidden + selected[first + r] * dim;
       const float* source = d_gathered.data() + r * dim;

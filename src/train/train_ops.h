@@ -8,6 +8,7 @@
 #include <span>
 
 #include "ops/compute_context.h"
+#include "ops/gemm.h"
 #include "tensor/matrix_view.h"
 
 namespace bora::train {
@@ -69,9 +70,11 @@ void RouterSoftmaxBackward(const int32_t* chosen, const float* weights, const fl
 struct CrossEntropyResult {
   double loss_sum = 0;
   int64_t count = 0;
+  int64_t correct = 0;  // masked targets that are the argmax of their logits
 };
 CrossEntropyResult CrossEntropy(ops::ComputeContext& ctx, const float* hidden, int64_t rows,
                                 int64_t dim, const MatrixView& output, const int32_t* targets,
-                                const uint8_t* mask, double loss_scale, float* d_hidden);
+                                const uint8_t* mask, double loss_scale, float* d_hidden,
+                                ops::GemmPrecision precision = ops::GemmPrecision::kF32);
 
 }  // namespace bora::train

@@ -288,11 +288,13 @@ struct Pass {
 }  // namespace
 
 TrainableModel::TrainableModel(formats::ModelFolder folder, model::ModelWeights weights,
-                               std::unique_ptr<ops::ComputeContext> ctx, int64_t max_positions)
+                               std::unique_ptr<ops::ComputeContext> ctx, int64_t max_positions,
+                               bool mixed_precision)
     : folder_(std::move(folder)),
       weights_(std::move(weights)),
       ctx_(std::move(ctx)),
       max_positions_(max_positions),
+      precision_(mixed_precision ? ops::GemmPrecision::kBf16 : ops::GemmPrecision::kF32),
       rope_cos_sin_(
           model::RopeTable(folder_.params.rope_theta, folder_.params.head_dim, max_positions)) {}
 
@@ -331,7 +333,7 @@ CrossEntropyResult TrainableModel::Run(const model::LoraAdapter& lora, const Tra
             *ctx_,
             rope_cos_sin_.data(),
             batch,
-            LoraSettings{lora.scaling, grads ? lora.dropout : 0.0f},
+            LoraSettings{lora.scaling, grads ? lora.dropout : 0.0f, precision_},
             step_key,
             rows,
             AttentionGeometry{p.n_heads, p.n_kv_heads, p.head_dim, batch.block_starts, rows}};
@@ -359,7 +361,7 @@ CrossEntropyResult TrainableModel::Run(const model::LoraAdapter& lora, const Tra
   if (grads != nullptr) d_normed.assign(static_cast<size_t>(rows * dim), 0.0f);
   const CrossEntropyResult result =
       CrossEntropy(*ctx_, normed.data(), rows, dim, weights_.output, batch.targets.data(),
-                   batch.mask.data(), loss_scale, grads ? d_normed.data() : nullptr);
+                   batch.mask.data(), loss_scale, grads ? d_normed.data() : nullptr, precision_);
   if (grads == nullptr) return result;
   std::vector<float> dh(static_cast<size_t>(rows * dim), 0.0f);
   RmsNormBackward(*ctx_, h.data(), weights_.norm.data(), rstd.data(), d_normed.data(), dh.data(),
@@ -386,7 +388,7 @@ std::unique_ptr<TrainableModel> LoadTrainableModel(const std::string& dir,
     model::ConvertModelWeights(weights, target, *ctx);
   }
   return std::make_unique<TrainableModel>(std::move(folder), std::move(weights), std::move(ctx),
-                                          options.max_positions);
+                                          options.max_positions, options.mixed_precision);
 }
 
 }  // namespace bora::train

@@ -36,18 +36,27 @@ struct TrainModelOptions {
   int threads = 0;               // 0: every CPU this process may use
   std::optional<DType> dtype;    // frozen base format: kF32, kBF16, kQ8, kQ4; none: as stored
   int64_t max_positions = 4096;  // longest block (RoPE table size)
+  // Mixed precision: bf16 activations in the frozen weights' products when the base is bf16 or
+  // q8/q4 and the CPU has AVX512-BF16 (as PyTorch's bf16 training); LoRA, norms, attention,
+  // softmax and the optimizer stay f32.
+  bool mixed_precision = false;
 };
 
 class TrainableModel {
  public:
   TrainableModel(formats::ModelFolder folder, model::ModelWeights weights,
-                 std::unique_ptr<ops::ComputeContext> ctx, int64_t max_positions);
+                 std::unique_ptr<ops::ComputeContext> ctx, int64_t max_positions,
+                 bool mixed_precision = false);
 
   const formats::ModelParams& params() const { return folder_.params; }
   const formats::ModelFolder& folder() const { return folder_; }
   ops::ComputeContext& compute() { return *ctx_; }
   DType base_dtype() const { return weights_.compute_dtype; }
   int64_t max_positions() const { return max_positions_; }
+  // Whether the frozen products run in bf16 (mixed precision asked for, and possible here).
+  bool bf16_compute() const {
+    return precision_ == ops::GemmPrecision::kBf16 && ops::UsesBf16Gemm(*ctx_, weights_.output);
+  }
 
   // Runs the batch. Returns the summed masked cross-entropy and the count of masked targets.
   // With `grads` (shaped like `lora`), also runs the backward of `loss_sum * loss_scale` and
@@ -62,6 +71,7 @@ class TrainableModel {
   model::ModelWeights weights_;
   std::unique_ptr<ops::ComputeContext> ctx_;
   int64_t max_positions_;
+  ops::GemmPrecision precision_;
   std::vector<float> rope_cos_sin_;  // [max_positions, head_dim/2, 2]
 };
 

@@ -188,6 +188,7 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   model_options.threads = o.threads;
   model_options.dtype = o.base_dtype;
   model_options.max_positions = o.data.seq_len;
+  model_options.mixed_precision = o.mixed_precision;
   std::unique_ptr<TrainableModel> model = LoadTrainableModel(o.model_dir, model_options);
   const formats::ModelParams& p = model->params();
   if (loaded.tokenizer->vocab_size() > p.vocab_size) {
@@ -237,6 +238,7 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   });
   start.tokens_per_step = rows * o.grad_accum;
   start.base_dtype = model::WeightDTypeName(model->base_dtype());
+  start.compute = model->bf16_compute() ? "bf16 (mixed precision)" : "f32";
   start.train_report = data.train_report;
   observer.OnStart(start);
 
@@ -244,17 +246,23 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   auto evaluate = [&](int64_t step) {
     if (data.eval.empty()) return;
     double loss = 0;
-    int64_t targets = 0;
+    int64_t targets = 0, correct = 0;
     for (size_t first = 0; first < data.eval.size(); first += static_cast<size_t>(o.batch)) {
       const TrainingBatch batch = MakeBatch(data.eval, first, static_cast<size_t>(o.batch));
       const CrossEntropyResult r = model->Run(state.params, batch, nullptr, 1.0, 0);
       loss += r.loss_sum;
       targets += r.count;
+      correct += r.correct;
     }
-    const EvalReport report{step, targets > 0 ? loss / static_cast<double>(targets) : 0.0, targets};
+    const double denominator = static_cast<double>(std::max<int64_t>(targets, 1));
+    const EvalReport report{step, loss / denominator, targets,
+                            static_cast<double>(correct) / denominator};
     if (!result.first_eval_loss) result.first_eval_loss = report.loss;
     result.last_eval_loss = report.loss;
-    metrics.Write({{"step", step}, {"eval_loss", report.loss}, {"eval_targets", targets}});
+    metrics.Write({{"step", step},
+                   {"eval_loss", report.loss},
+                   {"eval_accuracy", report.accuracy},
+                   {"eval_targets", targets}});
     observer.OnEval(report);
   };
   auto checkpoint = [&](int64_t step) {

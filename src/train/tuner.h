@@ -34,6 +34,9 @@ struct TuneOptions {
   int64_t eval_every = 0;  // 0: at every checkpoint; evaluation also runs before step 1
   uint64_t seed = 0;       // data order, LoRA init, dropout
   bool resume = false;     // continue from the latest checkpoint in out_dir
+  // bf16 activations in the frozen weights' products (bf16/q8/q4 bases on CPUs with
+  // AVX512-BF16), as PyTorch's bf16 training; false: f32 throughout.
+  bool mixed_precision = true;
 };
 
 struct TuneStart {
@@ -44,6 +47,7 @@ struct TuneStart {
   int64_t trainable_parameters = 0;
   int64_t tokens_per_step = 0;
   std::string base_dtype;
+  std::string compute;       // "bf16 (mixed precision)" or "f32"
   std::string resumed_from;  // checkpoint directory, empty for a fresh run
   ValidationReport train_report;
 };
@@ -62,6 +66,7 @@ struct EvalReport {
   int64_t step = 0;
   double loss = 0;
   int64_t targets = 0;
+  double accuracy = 0;  // share of targets predicted exactly (argmax)
 };
 
 // Receives progress; ShouldStop() is polled between steps (cancellation).

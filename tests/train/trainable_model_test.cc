@@ -13,6 +13,7 @@
 #include "model/random_model.h"
 #include "model/transformer.h"
 #include "testdata.h"
+#include "train/optimizer.h"
 
 namespace bora::train {
 namespace {
@@ -157,6 +158,56 @@ TEST(TrainableModelTest, ForwardMatchesInference) {
     EXPECT_EQ(trained.count, count);
     EXPECT_NEAR(trained.loss_sum, loss, 1e-4 * std::abs(loss)) << (moe ? "moe" : "dense");
   }
+}
+
+// Mixed precision on a bf16 base (bf16 activations in the frozen products, where the CPU has
+// AVX512-BF16): loss and gradients stay within bf16 rounding of the f32 computation, and the
+// eval accuracy counts argmax hits.
+TEST(TrainableModelTest, MixedPrecisionStaysCloseToF32) {
+  testing::TempDir dir;
+  ThreadPool pool(2);
+  model::WriteRandomModel(TinyParams(true), 7, dir.path(), pool, /*show_progress=*/false);
+  TrainModelOptions options;
+  options.threads = 2;
+  options.dtype = DType::kBF16;
+  options.max_positions = 64;
+  auto exact = LoadTrainableModel(dir.path(), options);
+  options.mixed_precision = true;
+  auto mixed = LoadTrainableModel(dir.path(), options);
+  EXPECT_FALSE(exact->bf16_compute());
+  EXPECT_EQ(mixed->bf16_compute(), mixed->compute().kernels().gemm_strip_bf16 != nullptr);
+  const TrainingBatch batch = TinyBatch(exact->params().vocab_size);
+  const model::LoraAdapter lora = RandomAdapter(exact->params(), 5);
+  model::LoraAdapter g_exact = lora, g_mixed = lora;
+  ZeroLoraAdapter(g_exact);
+  ZeroLoraAdapter(g_mixed);
+  const CrossEntropyResult r_exact = exact->Run(lora, batch, &g_exact, 1.0, 1);
+  const CrossEntropyResult r_mixed = mixed->Run(lora, batch, &g_mixed, 1.0, 1);
+  EXPECT_EQ(r_exact.count, r_mixed.count);
+  EXPECT_GE(r_exact.correct, 0);
+  EXPECT_LE(r_exact.correct, r_exact.count);
+  EXPECT_NEAR(r_mixed.loss_sum, r_exact.loss_sum, 1e-2 * std::abs(r_exact.loss_sum));
+  double dot = 0, norm_exact = 0, norm_mixed = 0;
+  std::vector<const model::LoraMatrix*> mixed_matrices;
+  g_mixed.ForEachMatrix(
+      [&](model::LoraMatrix& m, const std::string&) { mixed_matrices.push_back(&m); });
+  size_t index = 0;
+  g_exact.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
+    const model::LoraMatrix& other = *mixed_matrices[index++];
+    for (size_t i = 0; i < m.a.size(); ++i) {
+      dot += double{m.a[i]} * other.a[i];
+      norm_exact += double{m.a[i]} * m.a[i];
+      norm_mixed += double{other.a[i]} * other.a[i];
+    }
+    for (size_t i = 0; i < m.b.size(); ++i) {
+      dot += double{m.b[i]} * other.b[i];
+      norm_exact += double{m.b[i]} * m.b[i];
+      norm_mixed += double{other.b[i]} * other.b[i];
+    }
+  });
+  ASSERT_GT(norm_exact, 0);
+  EXPECT_GT(dot / std::sqrt(norm_exact * norm_mixed), 0.999);
+  EXPECT_NEAR(std::sqrt(norm_mixed / norm_exact), 1.0, 0.02);
 }
 
 }  // namespace

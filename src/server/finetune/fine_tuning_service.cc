@@ -296,6 +296,16 @@ Json FineTuningService::DeleteFile(const std::string& id) {
 }
 
 Json FineTuningService::CreateJob(const Json& body) {
+  try {
+    return CreateJobChecked(body);
+  } catch (const ApiError& e) {
+    // Mistral answers every invalid JobIn field with a 422 validation error.
+    if (e.status() != 400 || e.param().empty()) throw;
+    throw ApiError::Validation(e.param(), e.what());
+  }
+}
+
+Json FineTuningService::CreateJobChecked(const Json& body) {
   JobRecord job;
   job.id = NewUuid();
   job.created_at = job.modified_at = NowSeconds();

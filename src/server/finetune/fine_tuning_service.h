@@ -57,6 +57,7 @@ class FineTuningService {
   Json StartJob(const std::string& id);
 
  private:
+  Json CreateJobChecked(const Json& body);
   FileRecord RequireFile(const std::string& id, const std::string& field);
   JobRecord RequireJob(const std::string& id);
 

@@ -74,9 +74,12 @@ class TrainingWorker::Observer : public train::TuneObserver {
 
   void OnEval(const train::EvalReport& report) override {
     last_eval_loss_ = report.loss;
+    last_eval_accuracy_ = report.accuracy;
     last_eval_step_ = report.step;
     worker_.jobs_.AddMetrics(job_.id, report.step,
-                             {{"step", report.step}, {"valid_loss", report.loss}},
+                             {{"step", report.step},
+                              {"valid_loss", report.loss},
+                              {"valid_mean_token_accuracy", report.accuracy}},
                              report.step * tokens_per_step_);
   }
 
@@ -85,7 +88,8 @@ class TrainingWorker::Observer : public train::TuneObserver {
         job_.id, step,
         {{"train_loss", NumberOrNull(last_loss_)},
          {"valid_loss", last_eval_step_ == step ? NumberOrNull(last_eval_loss_) : Json(nullptr)},
-         {"valid_mean_token_accuracy", nullptr}});
+         {"valid_mean_token_accuracy",
+          last_eval_step_ == step ? NumberOrNull(last_eval_accuracy_) : Json(nullptr)}});
     // Only the newest checkpoint keeps its training state (the optimizer moments are twice the
     // adapter's size); every checkpoint keeps its adapter.
     std::error_code error;
@@ -104,6 +108,7 @@ class TrainingWorker::Observer : public train::TuneObserver {
   int64_t total_steps_ = 0;
   std::optional<double> last_loss_;
   std::optional<double> last_eval_loss_;
+  std::optional<double> last_eval_accuracy_;
   int64_t last_eval_step_ = -1;
 };
 
