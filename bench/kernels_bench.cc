@@ -8,6 +8,7 @@
 
 #include "base/float16.h"
 #include "ops/compute_context.h"
+#include "ops/gemm.h"
 #include "ops/matmul.h"
 #include "ops/pack_weights.h"
 
@@ -56,6 +57,41 @@ void Shapes(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_MatMul)->Apply(Shapes)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+
+// The training GEMM (ops::WeightGemm) on a bf16 weight at the 1b preset's shapes, 512 tokens:
+// forward (x W^T) and input gradient (dy W), f32 or bf16 mixed precision.
+// Args: rows (out), cols (in), input_gradient, precision (0 f32, 1 bf16), threads.
+void BM_WeightGemm(benchmark::State& state) {
+  const int64_t tokens = 512, rows = state.range(0), cols = state.range(1);
+  const bool input_gradient = state.range(2) != 0;
+  const auto precision =
+      state.range(3) != 0 ? bora::ops::GemmPrecision::kBf16 : bora::ops::GemmPrecision::kF32;
+  bora::ops::ComputeContext ctx(static_cast<int>(state.range(4)));
+  std::mt19937 random(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<uint16_t> weight(static_cast<size_t>(rows * cols));
+  for (auto& w : weight) w = bora::F32ToBf16(normal(random));
+  const bora::MatrixView view{bora::DType::kBF16, weight.data(), rows, cols};
+  const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
+  std::vector<float> a(static_cast<size_t>(tokens * k)), c(static_cast<size_t>(tokens * n));
+  for (auto& v : a) v = normal(random);
+  for (auto _ : state) {
+    bora::ops::WeightGemm(ctx, a.data(), tokens, k, view, input_gradient, c.data(), n, false,
+                          precision);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * tokens * rows * cols * state.iterations(),
+                                                 benchmark::Counter::kIsRate,
+                                                 benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(input_gradient ? "dy W " : "x W^T ") +
+                 (state.range(3) != 0 && bora::ops::UsesBf16Gemm(ctx, view) ? "bf16" : "f32"));
+}
+BENCHMARK(BM_WeightGemm)
+    ->ArgsProduct({{5632}, {2048}, {0, 1}, {0, 1}, {2}})
+    ->Args({2048, 2048, 0, 1, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 }  // namespace
 

@@ -265,7 +265,9 @@ void WeightGemmBf16(ComputeContext& ctx, const float* a, int64_t m, int64_t lda,
   const int64_t n = input_gradient ? w.cols : w.rows;
   const int64_t k = input_gradient ? w.rows : w.cols;
   if (m <= 0 || n <= 0) return;
-  const int64_t k_pairs = (k + 1) / 2, a_stride = 2 * k_pairs;
+  // A rows padded to 64 bytes plus one line, so the 12 rows a kernel call reads never sit a
+  // multiple of 4 KiB apart (they would share L1 sets).
+  const int64_t k_pairs = (k + 1) / 2, a_stride = (2 * k_pairs + 31) / 32 * 32 + 32;
   const int threads = ctx.num_threads();
   const kernels::KernelSet& kernels = ctx.kernels();
   // One scratch block: A in bf16 (rows padded to an even length), then a pack per thread.
