@@ -87,7 +87,7 @@ void BM_WeightGemm(benchmark::State& state) {
                  (state.range(3) != 0 && bora::ops::UsesBf16Gemm(ctx, view) ? "bf16" : "f32"));
 }
 BENCHMARK(BM_WeightGemm)
-    ->ArgsProduct({{5632}, {2048}, {0, 1}, {0, 1}, {2}})
+    ->ArgsProduct({{5632}, {2048}, {0, 1}, {0, 1}, {1, 2}})
     ->Args({2048, 2048, 0, 1, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()

@@ -5,15 +5,16 @@
 
 namespace bora::kernels {
 
-void GemmBf16StripScalar(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_stride,
-                         int64_t k_pairs, int64_t rows, float* c, int64_t ldc, int64_t columns) {
+void GemmBf16StripScalar(const uint16_t* a, int64_t a_pair_stride, const uint16_t* bp,
+                         int64_t strip_stride, int64_t k_pairs, int64_t rows, float* c, int64_t ldc,
+                         int64_t columns) {
   for (int64_t i = 0; i < rows; ++i) {
     for (int64_t j = 0; j < columns; ++j) {
       const uint16_t* b = bp + (j / kGemmBf16Strip) * strip_stride + 2 * (j % kGemmBf16Strip);
       float sum = 0.0f;
       for (int64_t q = 0; q < k_pairs; ++q) {
-        sum += Bf16ToF32(a[i * lda + 2 * q]) * Bf16ToF32(b[q * 32]);
-        sum += Bf16ToF32(a[i * lda + 2 * q + 1]) * Bf16ToF32(b[q * 32 + 1]);
+        sum += Bf16ToF32(a[q * a_pair_stride + 2 * i]) * Bf16ToF32(b[q * 32]);
+        sum += Bf16ToF32(a[q * a_pair_stride + 2 * i + 1]) * Bf16ToF32(b[q * 32 + 1]);
       }
       c[i * ldc + j] += sum;
     }

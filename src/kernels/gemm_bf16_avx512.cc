@@ -10,7 +10,7 @@ namespace bora::kernels {
 namespace {
 
 template <int kRows, bool kTwoStrips>
-void Strip(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_stride,
+void Strip(const uint16_t* a, int64_t a_pair_stride, const uint16_t* bp, int64_t strip_stride,
            int64_t k_pairs, float* c, int64_t ldc, int64_t columns) {
   __m512 acc0[kRows], acc1[kRows];
   for (int i = 0; i < kRows; ++i) {
@@ -24,7 +24,7 @@ void Strip(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_str
     if constexpr (kTwoStrips) b1 = (__m512bh)_mm512_loadu_si512(bp1 + q * 32);
     for (int i = 0; i < kRows; ++i) {
       int32_t pair;
-      std::memcpy(&pair, a + i * lda + 2 * q, sizeof(pair));
+      std::memcpy(&pair, a + q * a_pair_stride + 2 * i, sizeof(pair));
       const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
       acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
       if constexpr (kTwoStrips) acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
@@ -44,12 +44,12 @@ void Strip(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_str
 }
 
 template <bool kTwo>
-void Dispatch(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_stride,
+void Dispatch(const uint16_t* a, int64_t a_pair_stride, const uint16_t* bp, int64_t strip_stride,
               int64_t k_pairs, int64_t rows, float* c, int64_t ldc, int64_t columns) {
   switch (rows) {
 #define BORA_BF16_ROWS(R) \
   case R:                 \
-    return Strip<R, kTwo>(a, lda, bp, strip_stride, k_pairs, c, ldc, columns);
+    return Strip<R, kTwo>(a, a_pair_stride, bp, strip_stride, k_pairs, c, ldc, columns);
     BORA_BF16_ROWS(12)
     BORA_BF16_ROWS(11)
     BORA_BF16_ROWS(10)
@@ -70,13 +70,13 @@ void Dispatch(const uint16_t* a, int64_t lda, const uint16_t* bp, int64_t strip_
 
 }  // namespace
 
-void GemmBf16StripAvx512Bf16(const uint16_t* a, int64_t lda, const uint16_t* bp,
+void GemmBf16StripAvx512Bf16(const uint16_t* a, int64_t a_pair_stride, const uint16_t* bp,
                              int64_t strip_stride, int64_t k_pairs, int64_t rows, float* c,
                              int64_t ldc, int64_t columns) {
   if (columns > 16) {
-    Dispatch<true>(a, lda, bp, strip_stride, k_pairs, rows, c, ldc, columns);
+    Dispatch<true>(a, a_pair_stride, bp, strip_stride, k_pairs, rows, c, ldc, columns);
   } else {
-    Dispatch<false>(a, lda, bp, strip_stride, k_pairs, rows, c, ldc, columns);
+    Dispatch<false>(a, a_pair_stride, bp, strip_stride, k_pairs, rows, c, ldc, columns);
   }
 }
 

@@ -181,8 +181,9 @@ void Run(ComputeContext& ctx, PackFn pack_fn, const void* source, int64_t m, int
 // ---- bf16 path: B packed as k-pairs, A converted to bf16 once per call.
 
 constexpr int64_t kPairDepth = 128;  // k-pairs of B packed at once (256 k, 16 KiB per 2 strips)
-// Rows of A per work item: 1020 (a multiple of 12) covers a 512- or 1024-token step in one item,
-// so each weight slice is packed once per call; 1020 x 256 bf16 of A is 510 KiB (L2).
+// Rows of A per work item: 1020 (a multiple of the 12-row panel) covers a 512- or 1024-token
+// step in one item, so each weight slice is packed once per call; 1020 x 256 bf16 of A is
+// 510 KiB (L2).
 constexpr int64_t kBlockRowsBf16 = 1020;
 constexpr int64_t kPackBf16 = kPairDepth * 2 * kItemColumns;  // uint16 per thread
 
@@ -265,21 +266,36 @@ void WeightGemmBf16(ComputeContext& ctx, const float* a, int64_t m, int64_t lda,
   const int64_t n = input_gradient ? w.cols : w.rows;
   const int64_t k = input_gradient ? w.rows : w.cols;
   if (m <= 0 || n <= 0) return;
-  // A rows padded to 64 bytes plus one line, so the 12 rows a kernel call reads never sit a
-  // multiple of 4 KiB apart (they would share L1 sets).
-  const int64_t k_pairs = (k + 1) / 2, a_stride = (2 * k_pairs + 31) / 32 * 32 + 32;
+  constexpr int64_t kPanel = kernels::kGemmBf16MaxRows;  // rows per A panel
+  const int64_t k_pairs = (k + 1) / 2, panels = (m + kPanel - 1) / kPanel;
+  const int64_t panel_size = k_pairs * kPanel * 2;  // uint16 per panel: [q][row][2]
   const int threads = ctx.num_threads();
   const kernels::KernelSet& kernels = ctx.kernels();
-  // One scratch block: A in bf16 (rows padded to an even length), then a pack per thread.
-  const size_t a_elements = static_cast<size_t>(((m * a_stride + 31) / 32) * 32);
+  // One scratch block: A in bf16 as 12-row panels (the kernel reads each as one stream), a
+  // converted row per thread, then a B pack per thread.
+  const size_t a_elements = static_cast<size_t>(panels * panel_size);
+  const size_t row_elements = static_cast<size_t>((2 * k_pairs + 32) / 32 * 32);  // > k
   auto* scratch = static_cast<uint16_t*>(
-      ctx.Scratch(sizeof(uint16_t) * (a_elements + static_cast<size_t>(kPackBf16) * threads)));
+      ctx.Scratch(sizeof(uint16_t) * (a_elements + (row_elements + static_cast<size_t>(kPackBf16)) *
+                                                       static_cast<size_t>(threads))));
   uint16_t* a16 = scratch;
-  uint16_t* packs = scratch + a_elements;
-  ctx.pool().ParallelFor(m, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) {
-      kernels.f32_to_bf16_row(a + i * lda, a16 + i * a_stride, k);
-      if (a_stride > k) a16[i * a_stride + k] = 0;
+  uint16_t* rows16 = scratch + a_elements;
+  uint16_t* packs = rows16 + row_elements * static_cast<size_t>(threads);
+  ctx.pool().ParallelFor(panels, [&](int64_t begin, int64_t end, int thread) {
+    uint16_t* row16 = rows16 + row_elements * static_cast<size_t>(thread);
+    for (int64_t panel = begin; panel < end; ++panel) {
+      uint16_t* out = a16 + panel * panel_size;
+      for (int64_t r = 0; r < kPanel; ++r) {
+        const int64_t i = panel * kPanel + r;
+        if (i < m) {
+          kernels.f32_to_bf16_row(a + i * lda, row16, k);
+          row16[k] = 0;  // an odd k's pad
+        } else {
+          std::fill_n(row16, 2 * k_pairs, uint16_t{0});
+        }
+        for (int64_t q = 0; q < k_pairs; ++q)
+          std::memcpy(out + (q * kPanel + r) * 2, row16 + 2 * q, 4);
+      }
     }
   });
   const int64_t column_items = (n + kItemColumns - 1) / kItemColumns;
@@ -300,9 +316,10 @@ void WeightGemmBf16(ComputeContext& ctx, const float* a, int64_t m, int64_t lda,
         const int64_t strip_stride = pairs * 32;
         for (int64_t s = 0; s * kGemmStrip < columns; s += 2) {
           const int64_t width = std::min(kernels::kGemmBf16MaxColumns, columns - s * kGemmStrip);
-          for (int64_t i = 0; i < rows; i += kernels::kGemmBf16MaxRows) {
-            const int64_t count = std::min(kernels::kGemmBf16MaxRows, rows - i);
-            kernels.gemm_strip_bf16(a16 + (row0 + i) * a_stride + 2 * q0, a_stride,
+          for (int64_t i = 0; i < rows; i += kPanel) {  // row0 is a multiple of kPanel
+            const int64_t count = std::min(kPanel, rows - i);
+            const int64_t panel = (row0 + i) / kPanel;
+            kernels.gemm_strip_bf16(a16 + panel * panel_size + q0 * kPanel * 2, kPanel * 2,
                                     pack + s * strip_stride, strip_stride, pairs, count,
                                     c + (row0 + i) * ldc + n0 + s * kGemmStrip, ldc, width);
           }

@@ -131,7 +131,7 @@ TEST(GemmBf16Test, StripKernelMatchesScalarReference) {
     GTEST_SKIP() << "this CPU has no AVX512-BF16";
   }
   const int64_t k_pairs = 37, strip_stride = k_pairs * 32 + 64;
-  std::vector<uint16_t> a(12 * 80), bp(2 * strip_stride);
+  std::vector<uint16_t> a(24 * k_pairs), bp(2 * strip_stride);
   const std::vector<float> av = RandomValues(static_cast<int64_t>(a.size()), 11);
   const std::vector<float> bv = RandomValues(static_cast<int64_t>(bp.size()), 12);
   for (size_t i = 0; i < a.size(); ++i) a[i] = F32ToBf16(av[i]);
@@ -139,9 +139,10 @@ TEST(GemmBf16Test, StripKernelMatchesScalarReference) {
   for (int64_t rows = 1; rows <= kernels::kGemmBf16MaxRows; ++rows) {
     for (int64_t columns : {1, 7, 16, 17, 31, 32}) {
       std::vector<float> want(12 * 40, 0.5f), got(12 * 40, 0.5f);
-      kernels::GemmBf16StripScalar(a.data(), 80, bp.data(), strip_stride, k_pairs, rows,
+      // A panel of 12 rows: pair q of row i at a[q * 24 + 2 i].
+      kernels::GemmBf16StripScalar(a.data(), 24, bp.data(), strip_stride, k_pairs, rows,
                                    want.data(), 40, columns);
-      simd.gemm_strip_bf16(a.data(), 80, bp.data(), strip_stride, k_pairs, rows, got.data(), 40,
+      simd.gemm_strip_bf16(a.data(), 24, bp.data(), strip_stride, k_pairs, rows, got.data(), 40,
                            columns);
       for (size_t i = 0; i < want.size(); ++i) {
         ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::abs(want[i])))
