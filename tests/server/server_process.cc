@@ -53,13 +53,21 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args, const std::st
 }
 
 ServerProcess::~ServerProcess() {
-  if (pid_ <= 0) return;
+  if (pid_ <= 0 || killed_) return;
   int status = exit_status_;
   if (!reaped_) {
     kill(pid_, SIGTERM);
     waitpid(pid_, &status, 0);
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "bora serve did not stop cleanly";
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0 || reaped_) return;  // already gone: the destructor reports how it ended
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &exit_status_, 0);
+  reaped_ = true;
+  killed_ = true;
 }
 
 bool ServerProcess::alive() const {
