@@ -106,7 +106,7 @@ int RunTuneCommand(TuneFlags& flags) {
   // A training step allocates and frees the same large activation buffers every step; by
   // default glibc maps each one fresh (and the kernel zeroes every page: 14 % of a 1b step).
   // Keeping them in the heap makes later steps reuse the memory.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest accepted value
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
   train::TuneOptions& o = flags.options;

@@ -6,6 +6,10 @@
 #include <cstring>
 #include <vector>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "base/error.h"
 #include "base/float16.h"
 #include "kernels/quant/block_quant.h"
@@ -180,7 +184,48 @@ void Run(ComputeContext& ctx, PackFn pack_fn, const void* source, int64_t m, int
 
 // ---- bf16 path: B packed as k-pairs, A converted to bf16 once per call.
 
-constexpr int64_t kPairDepth = 128;  // k-pairs of B packed at once (256 k, 16 KiB per 2 strips)
+// dst[2j] = even[j], dst[2j + 1] = odd[j] for j < 16 (two weight rows into one line of k-pairs).
+inline void InterleaveRows16(const uint16_t* even, const uint16_t* odd, uint16_t* dst) {
+#ifdef __SSE2__  // the x86-64 baseline
+  for (int half = 0; half < 2; ++half) {
+    const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even + 8 * half));
+    const __m128i o = _mm_loadu_si128(reinterpret_cast<const __m128i*>(odd + 8 * half));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16 * half), _mm_unpacklo_epi16(e, o));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16 * half + 8), _mm_unpackhi_epi16(e, o));
+  }
+#else
+  for (int j = 0; j < 16; ++j) {
+    dst[2 * j] = even[j];
+    dst[2 * j + 1] = odd[j];
+  }
+#endif
+}
+
+// out[(q - q0) * 32 + 2j + t] = rows[j][2q + t] for q in [q0, q0 + 4), j < 16: a 16 x 4
+// transpose of 32-bit k-pairs, in 4 x 4 blocks.
+inline void TransposePairs16x4(const uint16_t* const* rows, int64_t q0, uint16_t* out) {
+#ifdef __SSE2__
+  for (int group = 0; group < 4; ++group) {
+    __m128i r[4];
+    for (int i = 0; i < 4; ++i) {
+      r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * group + i] + 2 * q0));
+    }
+    const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
+    const __m128i lines[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1),
+                              _mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)};
+    for (int q = 0; q < 4; ++q) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + q * 32 + 8 * group), lines[q]);
+    }
+  }
+#else
+  for (int q = 0; q < 4; ++q) {
+    for (int j = 0; j < 16; ++j) std::memcpy(out + q * 32 + 2 * j, rows[j] + 2 * (q0 + q), 4);
+  }
+#endif
+}
+
+constexpr int64_t kPairDepth = 256;  // k-pairs of B packed at once (512 k, 32 KiB per 2 strips)
 // Rows of A per work item: 1020 (a multiple of the 12-row panel) covers a 512- or 1024-token
 // step in one item, so each weight slice is packed once per call; 1020 x 256 bf16 of A is
 // 510 KiB (L2).
@@ -191,6 +236,20 @@ constexpr int64_t kPackBf16 = kPairDepth * 2 * kItemColumns;  // uint16 per thre
 void PackWeightBf16(const MatrixView& w, bool input_gradient, int64_t k, int64_t k0, int64_t pairs,
                     int64_t n0, int64_t columns, uint16_t* pack) {
   const int64_t strip_size = pairs * 32;
+  if (w.dtype == DType::kBF16 && input_gradient && columns == kItemColumns && 2 * pairs <= k - k0) {
+    // Row pairs outer, strips inner: each 128-byte piece of a weight row is read once (the rows
+    // are often a multiple of 4 KiB apart, so a strip-by-strip walk would thrash L1 sets).
+    const auto* data = static_cast<const uint16_t*>(w.data);
+    for (int64_t q = 0; q < pairs; ++q) {
+      const uint16_t* even = data + (k0 + 2 * q) * w.cols + n0;
+      const uint16_t* odd = even + w.cols;
+      for (int64_t s = 0; s < kStrips; ++s) {
+        InterleaveRows16(even + s * kGemmStrip, odd + s * kGemmStrip,
+                         pack + s * strip_size + q * 32);
+      }
+    }
+    return;
+  }
   for (int64_t s = 0; s * kGemmStrip < columns; ++s) {
     uint16_t* out = pack + s * strip_size;
     const int64_t first = n0 + s * kGemmStrip;
@@ -205,10 +264,7 @@ void PackWeightBf16(const MatrixView& w, bool input_gradient, int64_t k, int64_t
           const uint16_t* odd = p + 1 < depth ? even + w.cols : nullptr;
           uint16_t* dst = out + (p / 2) * 32;
           if (odd != nullptr && width == kGemmStrip) {
-            for (int64_t j = 0; j < kGemmStrip; ++j) {  // one 64-byte line, vectorized
-              dst[2 * j] = even[j];
-              dst[2 * j + 1] = odd[j];
-            }
+            InterleaveRows16(even, odd, dst);
           } else {
             for (int64_t j = 0; j < width; ++j) {
               dst[2 * j] = even[j];
@@ -220,7 +276,11 @@ void PackWeightBf16(const MatrixView& w, bool input_gradient, int64_t k, int64_t
         const int64_t full = depth / 2;
         const uint16_t* rows[kGemmStrip];
         for (int64_t j = 0; j < width; ++j) rows[j] = data + (first + j) * w.cols + k0;
-        for (int64_t q = 0; q < full; ++q) {
+        int64_t q = 0;
+        if (width == kGemmStrip) {
+          for (; q + 4 <= full; q += 4) TransposePairs16x4(rows, q, out + q * 32);
+        }
+        for (; q < full; ++q) {
           uint16_t* line = out + q * 32;  // one 64-byte line of the strip
           for (int64_t j = 0; j < width; ++j) std::memcpy(line + 2 * j, rows[j] + 2 * q, 4);
         }

@@ -88,11 +88,47 @@ std::vector<AttentionWork> AttentionItems(const AttentionGeometry& g, int64_t* l
   return items;
 }
 
-// scores[i, j] for j <= i of one head over one block (rows i of q, keys j of k), unscaled.
+// Causal products skip the upper triangle in tiles of this many rows (keys past a tile's last
+// row are never formed): about half the work of the full length x length products.
+constexpr int64_t kCausalTile = 64;
+
+// scores[i, j] of one head over one block (rows i of q, keys j of k), unscaled, for j < the end
+// of i's row tile (what lies beyond is never read).
 void Scores(const kernels::KernelSet& kernels, const float* q, int64_t q_stride, const float* k,
             int64_t k_stride, int64_t length, int64_t head_dim, float* scores, float* pack) {
-  ops::GemmSerial(kernels, length, length, head_dim, ops::StridedMatrix{q, q_stride, 1},
-                  ops::StridedMatrix{k, 1, k_stride}, scores, length, false, pack);
+  for (int64_t r0 = 0; r0 < length; r0 += kCausalTile) {
+    const int64_t r1 = std::min(length, r0 + kCausalTile);
+    ops::GemmSerial(kernels, r1 - r0, r1, head_dim,
+                    ops::StridedMatrix{q + r0 * q_stride, q_stride, 1},
+                    ops::StridedMatrix{k, 1, k_stride}, scores + r0 * length, length, false, pack);
+  }
+}
+
+// out[i, :] (+)= sum_{j <= i} m[i, j] x[j, :] for a lower-triangular m [length, length]
+// (row stride length) and x [length, width] (row stride x_stride).
+void CausalTimes(const kernels::KernelSet& kernels, const float* m, int64_t length, const float* x,
+                 int64_t x_stride, int64_t width, float* out, int64_t out_stride, bool accumulate,
+                 float* pack) {
+  for (int64_t r0 = 0; r0 < length; r0 += kCausalTile) {
+    const int64_t r1 = std::min(length, r0 + kCausalTile);
+    ops::GemmSerial(kernels, r1 - r0, width, r1, ops::StridedMatrix{m + r0 * length, length, 1},
+                    ops::StridedMatrix{x, x_stride, 1}, out + r0 * out_stride, out_stride,
+                    accumulate, pack);
+  }
+}
+
+// out[j, :] (+)= sum_{i >= j} m[i, j] x[i, :]: the transpose of a lower-triangular m times x.
+void CausalTransposeTimes(const kernels::KernelSet& kernels, const float* m, int64_t length,
+                          const float* x, int64_t x_stride, int64_t width, float* out,
+                          int64_t out_stride, bool accumulate, float* pack) {
+  for (int64_t c0 = 0; c0 < length; c0 += kCausalTile) {
+    const int64_t c1 = std::min(length, c0 + kCausalTile);
+    // A[jj][ii] = m[c0 + ii][c0 + jj]; rows i < c0 hold zeros for these keys.
+    ops::GemmSerial(kernels, c1 - c0, width, length - c0,
+                    ops::StridedMatrix{m + c0 * length + c0, 1, length},
+                    ops::StridedMatrix{x + c0 * x_stride, x_stride, 1}, out + c0 * out_stride,
+                    out_stride, accumulate, pack);
+  }
 }
 
 }  // namespace
@@ -136,9 +172,8 @@ void AttentionForward(ops::ComputeContext& ctx, const AttentionGeometry& g, cons
               std::fill(row + i + 1, row + n, 0.0f);
               lse[(w.start + i) * g.n_heads + h] = max_score + static_cast<float>(std::log(sum));
             }
-            ops::GemmSerial(kernels, n, g.head_dim, n, ops::StridedMatrix{p, n, 1},
-                            ops::StridedMatrix{vg, kv_stride, 1},
-                            o + w.start * q_stride + h * g.head_dim, q_stride, false, pack);
+            CausalTimes(kernels, p, n, vg, kv_stride, g.head_dim,
+                        o + w.start * q_stride + h * g.head_dim, q_stride, false, pack);
           }
         }
       });
@@ -186,22 +221,20 @@ void AttentionBackward(ops::ComputeContext& ctx, const AttentionGeometry& g, con
           }
           delta[i] = static_cast<float>(sum);
         }
-        // dP = dO · V^T, then dS = P (dP - delta) * scale (zero above the diagonal as P is).
-        ops::GemmSerial(kernels, n, n, g.head_dim, ops::StridedMatrix{d_out + offset, q_stride, 1},
-                        ops::StridedMatrix{vg, 1, kv_stride}, ds, n, false, pack);
+        // dP = dO · V^T (the same causal tiles as the scores), then dS = P (dP - delta) * scale,
+        // zero above the diagonal as P is.
+        Scores(kernels, d_out + offset, q_stride, vg, kv_stride, n, g.head_dim, ds, pack);
         for (int64_t i = 0; i < n; ++i) {
-          for (int64_t j = 0; j < n; ++j)
+          for (int64_t j = 0; j <= i; ++j)
             ds[i * n + j] = p[i * n + j] * (ds[i * n + j] - delta[i]) * scale;
+          std::fill(ds + i * n + i + 1, ds + (i + 1) * n, 0.0f);
         }
         const bool accumulate = hh > 0;  // heads of one group share dk, dv
-        ops::GemmSerial(kernels, n, g.head_dim, n, ops::StridedMatrix{ds, n, 1},
-                        ops::StridedMatrix{kg, kv_stride, 1}, dq + offset, q_stride, false, pack);
-        ops::GemmSerial(kernels, n, g.head_dim, n, ops::StridedMatrix{ds, 1, n},
-                        ops::StridedMatrix{q + offset, q_stride, 1}, dkg, kv_stride, accumulate,
-                        pack);
-        ops::GemmSerial(kernels, n, g.head_dim, n, ops::StridedMatrix{p, 1, n},
-                        ops::StridedMatrix{d_out + offset, q_stride, 1}, dvg, kv_stride, accumulate,
-                        pack);
+        CausalTimes(kernels, ds, n, kg, kv_stride, g.head_dim, dq + offset, q_stride, false, pack);
+        CausalTransposeTimes(kernels, ds, n, q + offset, q_stride, g.head_dim, dkg, kv_stride,
+                             accumulate, pack);
+        CausalTransposeTimes(kernels, p, n, d_out + offset, q_stride, g.head_dim, dvg, kv_stride,
+                             accumulate, pack);
       }
     }
   });

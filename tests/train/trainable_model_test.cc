@@ -29,28 +29,30 @@ formats::ModelParams TinyParams(bool moe) {
   return p;
 }
 
-std::unique_ptr<TrainableModel> TinyModel(const testing::TempDir& dir, bool moe) {
+std::unique_ptr<TrainableModel> TinyModel(const testing::TempDir& dir, bool moe,
+                                          int64_t max_positions = 64) {
   ThreadPool pool(2);
   model::WriteRandomModel(TinyParams(moe), 7, dir.path(), pool, /*show_progress=*/false);
   TrainModelOptions options;
   options.threads = 2;
   options.dtype = DType::kF32;
-  options.max_positions = 64;
+  options.max_positions = max_positions;
   return LoadTrainableModel(dir.path(), options);
 }
 
-// Two blocks (positions restart), some targets not trained on.
-TrainingBatch TinyBatch(int64_t vocab) {
+// Two blocks (positions restart), some targets not trained on: 8 + 5 rows, or with `long_blocks`
+// 150 + 20 rows (the first spans several causal attention tiles).
+TrainingBatch TinyBatch(int64_t vocab, bool long_blocks = false) {
   std::mt19937 rng(3);
   TrainingBatch batch;
-  const int64_t rows = 13;
+  const int64_t rows = long_blocks ? 170 : 13, second = long_blocks ? 150 : 8;
   for (int64_t t = 0; t < rows; ++t) {
     batch.inputs.push_back(static_cast<int32_t>(rng() % vocab));
     batch.targets.push_back(static_cast<int32_t>(rng() % vocab));
     batch.mask.push_back(t % 4 == 1 ? 0 : 1);
-    batch.positions.push_back(static_cast<int32_t>(t < 8 ? t : t - 8));
+    batch.positions.push_back(static_cast<int32_t>(t < second ? t : t - second));
   }
-  batch.block_starts = {0, 8};
+  batch.block_starts = {0, second};
   return batch;
 }
 
@@ -70,10 +72,10 @@ double Loss(TrainableModel& model, const model::LoraAdapter& lora, const Trainin
 }
 
 // Compares analytic and numerical gradients on a sample of every adapted matrix's entries.
-void CheckGradients(bool moe) {
+void CheckGradients(bool moe, bool long_blocks = false) {
   testing::TempDir dir;
-  auto model = TinyModel(dir, moe);
-  const TrainingBatch batch = TinyBatch(model->params().vocab_size);
+  auto model = TinyModel(dir, moe, long_blocks ? 256 : 64);
+  const TrainingBatch batch = TinyBatch(model->params().vocab_size, long_blocks);
   model::LoraAdapter lora = RandomAdapter(model->params(), 11);
   model::LoraAdapter grads = model::NewLoraAdapter(model->params(), 4, 2.0f);
   model->Run(lora, batch, &grads, 1.0, 0);
@@ -115,6 +117,11 @@ void CheckGradients(bool moe) {
 TEST(TrainableModelTest, DenseGradientsMatchFiniteDifferences) { CheckGradients(false); }
 
 TEST(TrainableModelTest, MoeGradientsMatchFiniteDifferences) { CheckGradients(true); }
+
+// A 150-token block: attention's causal tiles (64 rows) and their transposed products.
+TEST(TrainableModelTest, LongBlockGradientsMatchFiniteDifferences) {
+  CheckGradients(false, /*long_blocks=*/true);
+}
 
 // With B = 0 the adapter changes nothing: the training forward's loss equals the cross-entropy
 // of the inference engine's logits, block by block (each block a fresh sequence).
