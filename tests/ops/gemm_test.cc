@@ -34,6 +34,26 @@ std::vector<Isa> SupportedIsas() {
   return isas;
 }
 
+// The f64 reference of WeightGemm: A[m, k] times W^T (W [rows, cols] holding `values`), or times
+// W for the input gradient, plus `offset`.
+std::vector<double> ReferenceWeightProduct(const std::vector<float>& a, int64_t m,
+                                           const std::vector<float>& values, int64_t rows,
+                                           int64_t cols, bool input_gradient, double offset) {
+  const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
+  std::vector<double> want(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = offset;
+      for (int64_t p = 0; p < k; ++p) {
+        sum += static_cast<double>(a[i * k + p]) *
+               (input_gradient ? values[p * cols + j] : values[j * cols + p]);
+      }
+      want[i * n + j] = sum;
+    }
+  }
+  return want;
+}
+
 // Largest |got - want| relative to the largest |want|.
 double RelativeError(const std::vector<float>& got, const std::vector<double>& want) {
   double max_diff = 0, max_want = 1e-30;
@@ -103,17 +123,8 @@ TEST(GemmTest, WeightFormatsBothOrientations) {
       for (bool input_gradient : {false, true}) {
         const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
         const std::vector<float> a = RandomValues(m * k, 5);
-        std::vector<double> want(static_cast<size_t>(m * n));
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            double sum = 0;
-            for (int64_t p = 0; p < k; ++p) {
-              const float wv = input_gradient ? values[p * cols + j] : values[j * cols + p];
-              sum += static_cast<double>(a[i * k + p]) * wv;
-            }
-            want[i * n + j] = sum;
-          }
-        }
+        const std::vector<double> want =
+            ReferenceWeightProduct(a, m, values, rows, cols, input_gradient, 0.0);
         std::vector<float> c(static_cast<size_t>(m * n), 7.0f);
         WeightGemm(isa_ctx, a.data(), m, k, w, input_gradient, c.data(), n, false);
         EXPECT_LT(RelativeError(c, want), 1e-5)
@@ -184,17 +195,9 @@ TEST(GemmBf16Test, WeightGemmInBf16IsCloseToTheExactProduct) {
     for (bool input_gradient : {false, true}) {
       const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
       const std::vector<float> a = RandomValues(m * k, 15);
-      std::vector<double> want(static_cast<size_t>(m * n));
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t j = 0; j < n; ++j) {
-          double sum = 0;
-          for (int64_t p = 0; p < k; ++p) {
-            sum += static_cast<double>(a[i * k + p]) *
-                   (input_gradient ? values[p * cols + j] : values[j * cols + p]);
-          }
-          want[i * n + j] = sum + 1.0;  // accumulated onto 1.0
-        }
-      }
+      // Accumulated onto 1.0.
+      const std::vector<double> want =
+          ReferenceWeightProduct(a, m, values, rows, cols, input_gradient, 1.0);
       std::vector<float> c(static_cast<size_t>(m * n), 1.0f);
       WeightGemm(ctx, a.data(), m, k, w, input_gradient, c.data(), n, true, GemmPrecision::kBf16);
       // bf16 rounding of the activations (and of the dequantized q8/q4 values): a few 1e-3.
@@ -221,17 +224,8 @@ TEST(GemmBf16Test, OddInnerDimension) {
     const int64_t k = input_gradient ? rows : cols, n = input_gradient ? cols : rows;
     std::vector<float> a = RandomValues(m * k, 17);
     for (float& v : a) v = Bf16ToF32(F32ToBf16(v));  // exact in bf16: only summation error left
-    std::vector<double> want(static_cast<size_t>(m * n));
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        double sum = 0;
-        for (int64_t p = 0; p < k; ++p) {
-          sum += static_cast<double>(a[i * k + p]) *
-                 (input_gradient ? values[p * cols + j] : values[j * cols + p]);
-        }
-        want[i * n + j] = sum;
-      }
-    }
+    const std::vector<double> want =
+        ReferenceWeightProduct(a, m, values, rows, cols, input_gradient, 0.0);
     std::vector<float> c(static_cast<size_t>(m * n), 3.0f);
     WeightGemm(ctx, a.data(), m, k, owned.view, input_gradient, c.data(), n, false,
                GemmPrecision::kBf16);

@@ -14,12 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 FileRecord FromRow(const SqlRow& row) {
   FileRecord file;
   file.id = SqlText(row[0]);
@@ -91,7 +85,7 @@ FileRecord FileStore::Add(const std::string& filename, const std::string& purpos
   file.sample_type = sample_type;
   file.mimetype = mimetype;
   file.bytes = static_cast<int64_t>(data.size());
-  file.created_at = NowSeconds();
+  file.created_at = UnixSeconds();
   file.num_lines = num_lines;
   const std::string path = PathOf(file.id);
   const std::string partial = path + ".partial";

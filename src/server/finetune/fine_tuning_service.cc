@@ -21,12 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -308,7 +302,7 @@ Json FineTuningService::CreateJob(const Json& body) {
 Json FineTuningService::CreateJobChecked(const Json& body) {
   JobRecord job;
   job.id = NewUuid();
-  job.created_at = job.modified_at = NowSeconds();
+  job.created_at = job.modified_at = UnixSeconds();
 
   // model: a served base model.
   const std::optional<std::string> model = StringField(body, "model");

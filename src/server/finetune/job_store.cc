@@ -6,12 +6,6 @@
 namespace bora::server {
 namespace {
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 constexpr const char* kColumns =
     "id, model, status, created_at, modified_at, auto_start, suffix, hyperparameters, "
     "training_files, validation_files, seed, fine_tuned_model, adapter_dir, trained_tokens, "
@@ -133,7 +127,7 @@ std::optional<JobRecord> JobStore::NextQueued() {
 
 void JobStore::SetStatus(const std::string& id, const std::string& status, const Json& extra,
                          const std::string& error) {
-  const int64_t now = NowSeconds();
+  const int64_t now = UnixSeconds();
   Json data = {{"status", status}};
   if (extra.is_object()) data.update(extra);
   db_.Transaction([&] {
@@ -149,12 +143,12 @@ void JobStore::SetStatus(const std::string& id, const std::string& status, const
 
 void JobStore::SetPlan(const std::string& id, const Json& hyperparameters, const Json& metadata) {
   db_.Exec("UPDATE jobs SET hyperparameters = ?, metadata = ?, modified_at = ? WHERE id = ?",
-           {hyperparameters.dump(), metadata.dump(), NowSeconds(), id});
+           {hyperparameters.dump(), metadata.dump(), UnixSeconds(), id});
 }
 
 void JobStore::AddMetrics(const std::string& id, int64_t step, const Json& data,
                           int64_t trained_tokens) {
-  const int64_t now = NowSeconds();
+  const int64_t now = UnixSeconds();
   db_.Transaction([&] {
     db_.Exec("INSERT INTO job_events (job_id, name, step, data, created_at) VALUES (?, ?, ?, ?, ?)",
              {id, std::string("metrics"), step, data.dump(), now});
@@ -175,7 +169,7 @@ void JobStore::AddCheckpoint(const std::string& id, int64_t step, const Json& me
   db_.Exec(
       "INSERT OR REPLACE INTO job_checkpoints (job_id, step, metrics, created_at) "
       "VALUES (?, ?, ?, ?)",
-      {id, step, metrics.dump(), NowSeconds()});
+      {id, step, metrics.dump(), UnixSeconds()});
 }
 
 void JobStore::Succeed(const std::string& id, const std::string& fine_tuned_model,

@@ -4,6 +4,8 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+
 #include "base/error.h"
 
 namespace bora::server {
@@ -103,6 +105,12 @@ std::string SqlText(const SqlValue& value) {
 }
 
 bool SqlIsNull(const SqlValue& value) { return std::holds_alternative<std::nullptr_t>(value); }
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 StateDb::StateDb(const std::string& path) : path_(path) {
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=

@@ -24,6 +24,9 @@ double SqlReal(const SqlValue& value, double otherwise = 0);
 std::string SqlText(const SqlValue& value);
 bool SqlIsNull(const SqlValue& value);
 
+// The wall clock in Unix seconds: every created_at/modified_at the state holds.
+int64_t UnixSeconds();
+
 class StateDb {
  public:
   // Opens (creating if needed) the database at `path` in WAL mode with synchronous=NORMAL: a

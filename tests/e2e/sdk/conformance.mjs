@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { Mistral, HTTPClient } from '@mistralai/mistralai';
 import * as MistralErrors from '@mistralai/mistralai/models/errors';
 import OpenAI from 'openai';
+import { CheckError, assert, show, eq, isInt, isObj, oneLine, rootCause } from './check_util.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -86,39 +87,6 @@ const HELLO = [USER('Say hello in three words.')];
 // ---------------------------------------------------------------------------------------------
 // Assertions and small helpers
 
-class CheckError extends Error {}
-
-function assert(cond, msg) {
-  if (!cond) throw new CheckError(msg);
-}
-function show(v, max = 200) {
-  let s;
-  try {
-    s = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v, (_, x) => (x instanceof Float32Array ? Array.from(x) : x));
-  } catch {
-    s = String(v);
-  }
-  if (s === undefined) s = String(v);
-  return s.length > max ? `${s.slice(0, max)}...(${s.length} chars)` : s;
-}
-function eq(actual, expected, what) {
-  assert(actual === expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function isInt(x) {
-  return typeof x === 'number' && Number.isInteger(x);
-}
-function isObj(x) {
-  return x !== null && typeof x === 'object' && !Array.isArray(x);
-}
-function oneLine(s) {
-  return String(s).replace(/\s*\n\s*/g, ' | ').slice(0, 600);
-}
-// The innermost `cause` (fetch wraps the socket error twice).
-function rootCause(e) {
-  let c = e?.cause;
-  while (c?.cause) c = c.cause;
-  return c ? ` (cause: ${c.code ? `${c.code} ` : ''}${c.message ?? c})` : '';
-}
 function errText(e) {
   if (e instanceof MistralErrors.MistralError) {
     return `${e.name} (status ${e.statusCode}, content-type ${e.contentType || '-'}): ${e.message}`;

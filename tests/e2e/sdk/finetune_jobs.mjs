@@ -36,6 +36,7 @@ import { Mistral, HTTPClient } from 'mistralai-v1';
 import * as V1Errors from 'mistralai-v1/models/errors/index.js';
 import { Mistral as Mistral2 } from '@mistralai/mistralai';
 import OpenAI from 'openai';
+import { CheckError, assert, show, eq, isInt, isNum, isObj, oneLine, rootCause } from './check_util.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -130,43 +131,8 @@ process.on('unhandledRejection', (e) => {
 // ---------------------------------------------------------------------------------------------
 // Assertions and small helpers (same conventions as conformance.mjs)
 
-class CheckError extends Error {}
-
-function assert(cond, msg) {
-  if (!cond) throw new CheckError(msg);
-}
-function show(v, max = 300) {
-  let s;
-  try {
-    s = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v);
-  } catch {
-    s = String(v);
-  }
-  if (s === undefined) s = String(v);
-  return s.length > max ? `${s.slice(0, max)}...(${s.length} chars)` : s;
-}
-function eq(actual, expected, what) {
-  assert(actual === expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
 function sameJson(actual, expected, what) {
   assert(JSON.stringify(actual) === JSON.stringify(expected), `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function isInt(x) {
-  return typeof x === 'number' && Number.isInteger(x);
-}
-function isNum(x) {
-  return typeof x === 'number' && Number.isFinite(x);
-}
-function isObj(x) {
-  return x !== null && typeof x === 'object' && !Array.isArray(x);
-}
-function oneLine(s) {
-  return String(s).replace(/\s*\n\s*/g, ' | ').slice(0, 800);
-}
-function rootCause(e) {
-  let c = e?.cause;
-  while (c?.cause) c = c.cause;
-  return c ? ` (cause: ${c.code ? `${c.code} ` : ''}${c.message ?? c})` : '';
 }
 function errText(e) {
   if (e instanceof V1Errors.ResponseValidationError) {
