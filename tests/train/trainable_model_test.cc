@@ -52,7 +52,7 @@ TrainingBatch TinyBatch(int64_t vocab, bool long_blocks = false) {
     batch.mask.push_back(t % 4 == 1 ? 0 : 1);
     batch.positions.push_back(static_cast<int32_t>(t < second ? t : t - second));
   }
-  batch.block_starts = {0, second};
+  batch.block_starts = {0, static_cast<int32_t>(second)};
   return batch;
 }
 
