@@ -554,7 +554,10 @@ TEST_F(FineTuningApiTest, JobValidationErrors) {
                                                                          {"warmup_fraction", 1.5},
                                                                          {"fim_ratio", 0.5},
                                                                          {"fim_ratio", 1}};
-  for (const auto& [name, value] : bad_hyperparameters) {
+  for (const auto& entry : bad_hyperparameters) {
+    // (not a structured binding: clang 14 cannot capture one in a lambda)
+    const std::string& name = entry.first;
+    const Json& value = entry.second;
     SCOPED_TRACE(name + "=" + value.dump());
     ExpectValidation(with([&](Json& b) { b["hyperparameters"][name] = value; }), name);
   }
