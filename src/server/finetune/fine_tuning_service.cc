@@ -21,46 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() && HexDigit(text[i + 1]) >= 0 &&
-               HexDigit(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexDigit(text[i + 1]) * 16 + HexDigit(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-// key=value pairs of a query string (the first of a repeated key wins).
-std::map<std::string, std::string> ParseQuery(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const size_t equals = pair.find('=');
-    const std::string key = PercentDecode(pair.substr(0, equals));
-    const std::string value =
-        equals == std::string_view::npos ? "" : PercentDecode(pair.substr(equals + 1));
-    out.emplace(key, value);
-  }
-  return out;
-}
-
 int64_t QueryInt(const std::map<std::string, std::string>& query, const std::string& key,
                  int64_t otherwise, int64_t min, int64_t max) {
   const auto it = query.find(key);
@@ -250,7 +210,7 @@ Json FineTuningService::UploadFile(const http::HttpRequest& request) {
 }
 
 Json FineTuningService::ListFiles(const http::HttpRequest& request) {
-  const auto query = ParseQuery(request.query);
+  const auto query = http::ParseQuery(request.query);
   const int64_t page = QueryInt(query, "page", 0, 0, 1 << 20);
   const int64_t page_size =
       QueryInt(query, "page_size", QueryInt(query, "limit", 100, 1, 10000), 1, 10000);
@@ -437,7 +397,7 @@ Json FineTuningService::CreateJobChecked(const Json& body) {
 }
 
 Json FineTuningService::ListJobs(const http::HttpRequest& request) {
-  const auto query = ParseQuery(request.query);
+  const auto query = http::ParseQuery(request.query);
   JobFilter filter;
   filter.page = QueryInt(query, "page", 0, 0, 1 << 20);
   filter.page_size =

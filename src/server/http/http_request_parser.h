@@ -45,6 +45,13 @@ struct ParserLimits {
   std::string upload_path_prefix;
 };
 
+// The value of a hexadecimal digit, or -1.
+int HexValue(char c);
+
+// The key=value pairs of a URL query string, percent-decoded ('+' is a space; a malformed escape
+// stays as written); the first of a repeated key wins.
+std::map<std::string, std::string> ParseQuery(std::string_view query);
+
 // Feed bytes as they arrive; the parser stops at the end of one request, so what Feed did not
 // consume belongs to the next (pipelined) request. After an error it consumes nothing more.
 class HttpRequestParser {

@@ -48,13 +48,6 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Well-formed UTF-8 as RFC 3629 defines it: no overlong forms, surrogates or code points above
 // U+10FFFF, so a decoded filename can be stored and echoed back as JSON.
 bool IsValidUtf8(std::string_view s) {
