@@ -38,3 +38,13 @@ export function rootCause(e) {
   while (c?.cause) c = c.cause;
   return c ? ` (cause: ${c.code ? `${c.code} ` : ''}${c.message ?? c})` : '';
 }
+// Runs `fn` and returns the error it throws; fails when it does not throw.
+export async function expectError(fn, what) {
+  try {
+    const r = await fn();
+    throw new CheckError(`${what}: expected an error, got success: ${show(r)}`);
+  } catch (e) {
+    if (e instanceof CheckError) throw e;
+    return e;
+  }
+}

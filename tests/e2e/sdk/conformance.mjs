@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Mistral, HTTPClient } from '@mistralai/mistralai';
 import * as MistralErrors from '@mistralai/mistralai/models/errors';
 import OpenAI from 'openai';
-import { CheckError, assert, show, eq, isInt, isObj, oneLine, rootCause } from './check_util.mjs';
+import { CheckError, assert, show, eq, isInt, isObj, oneLine, rootCause, expectError } from './check_util.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -100,16 +100,6 @@ function errText(e) {
   return String(e);
 }
 
-// Runs `fn` and returns the error it throws; fails when it does not throw.
-async function expectError(fn, what) {
-  try {
-    const r = await fn();
-    throw new CheckError(`${what}: expected an error, got success: ${show(r)}`);
-  } catch (e) {
-    if (e instanceof CheckError) throw e;
-    return e;
-  }
-}
 
 function checkUsage(u, what, { snake = true } = {}) {
   assert(isObj(u), `${what}: usage missing or not an object: ${show(u)}`);

@@ -36,7 +36,7 @@ import { Mistral, HTTPClient } from 'mistralai-v1';
 import * as V1Errors from 'mistralai-v1/models/errors/index.js';
 import { Mistral as Mistral2 } from '@mistralai/mistralai';
 import OpenAI from 'openai';
-import { CheckError, assert, show, eq, isInt, isNum, isObj, oneLine, rootCause } from './check_util.mjs';
+import { CheckError, assert, show, eq, isInt, isNum, isObj, oneLine, rootCause, expectError } from './check_util.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -149,15 +149,6 @@ function errText(e) {
     return `${e.constructor?.name && !(e instanceof CheckError) ? `${e.constructor.name}: ` : ''}${e.message ?? String(e)}${rootCause(e)}`;
   }
   return String(e);
-}
-async function expectError(fn, what) {
-  try {
-    const r = await fn();
-    throw new CheckError(`${what}: expected an error, got success: ${show(r)}`);
-  } catch (e) {
-    if (e instanceof CheckError) throw e;
-    return e;
-  }
 }
 // An SDK v1 call must fail with an HTTP error of one of `statuses`.
 async function expectSdkStatus(fn, statuses, what) {
