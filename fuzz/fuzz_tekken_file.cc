@@ -1,7 +1,8 @@
 // libFuzzer target: bytes as a tekken.json (as they are, and with the 256 single-byte ranks put
 // before their vocab so that small inputs reach merges, specials and the pattern) must load
 // through bora's loader or fail with a typed error; a file that loads must encode fixed texts to
-// in-range ids whose decoding and streaming agree.
+// in-range ids whose decoding and streaming agree. Both pattern policies run: the allowlist and
+// the bounded matcher that a trusted pattern gets.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "tokenizer/instruct_encoder.h"
 #include "tokenizer/load_tokenizer.h"
 #include "tokenizer/output_parser.h"
+#include "tokenizer/tekken_tokenizer.h"
 #include "tokenizer_fuzz_common.h"
 
 namespace {
@@ -85,6 +87,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (file.empty()) continue;
     try {
       Exercise(bora::tokenizer::ParseTokenizer(file, "fuzz-tekken.json"));
+    } catch (const bora::Error&) {
+    }
+    // Unknown patterns are refused above (rule T3); the bounded PCRE2 matcher behind them is
+    // still fuzzed with the policy that trusts the file's pattern.
+    try {
+      bora::tokenizer::LoadedTokenizer loaded;
+      auto tekken = bora::tokenizer::ParseTekkenTokenizer(
+          file, "fuzz-tekken.json", bora::tokenizer::TekkenPatternPolicy::kTrustFile);
+      loaded.version = {bora::tokenizer::ParseInstructVersion(tekken->config_version()), "fuzz"};
+      loaded.tokenizer = std::move(tekken);
+      Exercise(loaded);
     } catch (const bora::Error&) {
     }
   }

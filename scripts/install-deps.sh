@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev ccache pkg-config
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
-          libsentencepiece-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev
+          libsentencepiece-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev libssl-dev
           chromium)
 missing=()
 for package in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 // `bora serve --model [NAME=]DIR ...`: the Mistral and OpenAI HTTP APIs over the serving engine,
 // on loopback by default, until SIGINT/SIGTERM.
 #include <malloc.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cstdio>
@@ -28,6 +29,11 @@ struct ServeFlags {
   int port = 8080;
   std::vector<std::string> api_keys;
   std::string api_key_file;
+  std::vector<std::string> admin_keys;
+  std::vector<std::string> allowed_hosts;
+  bool public_models = false;
+  double rate_limit = 0;
+  int max_concurrent_per_key = 0;
   int parallel = 8;
   int max_queue = 0;  // 0: 4x parallel
   int64_t context = 4096;
@@ -40,6 +46,7 @@ struct ServeFlags {
   bool insecure_no_auth = false;
   std::string state_dir;  // empty: the default below
   std::string max_upload = "512M";
+  std::string upload_quota = "10G";
   int train_threads = 0;
 };
 
@@ -50,10 +57,6 @@ std::string DefaultStateDir() {
   if (const char* home = std::getenv("HOME"); home != nullptr && home[0] != '\0')
     return std::string(home) + "/.local/share/bora";
   return "";
-}
-
-bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 int RunServe(const ServeFlags& flags) {
@@ -81,12 +84,23 @@ int RunServe(const ServeFlags& flags) {
   if (!flags.api_key_file.empty()) {
     std::ifstream in(flags.api_key_file);
     if (!in) throw IoError(flags.api_key_file + ": cannot read the API key file");
+    struct stat info {};
+    if (::stat(flags.api_key_file.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+      std::fprintf(stderr, "bora serve: warning: %s is readable by other users; chmod 600 it\n",
+                   flags.api_key_file.c_str());
+    }
     for (std::string line; std::getline(in, line);) {
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
       if (!line.empty() && line[0] != '#') options.api_keys.push_back(line);
     }
   }
-  if (!IsLoopback(flags.host) && options.api_keys.empty() && !flags.insecure_no_auth) {
+  options.admin_api_keys = flags.admin_keys;
+  options.allowed_hosts = flags.allowed_hosts;
+  options.public_models = flags.public_models;
+  options.rate_limits.requests_per_minute = flags.rate_limit;
+  options.rate_limits.max_concurrent = flags.max_concurrent_per_key;
+  if (!server::IsLoopbackHost(flags.host) && options.api_keys.empty() &&
+      options.admin_api_keys.empty() && !flags.insecure_no_auth) {
     throw InvalidArgument("--host " + flags.host +
                           " exposes the server beyond this machine without an API key; "
                           "give --api-key/--api-key-file, or --insecure-no-auth to do it anyway");
@@ -95,6 +109,7 @@ int RunServe(const ServeFlags& flags) {
   options.read_timeout_seconds = flags.request_timeout;
   options.cors_origins = flags.cors;
   options.max_upload_bytes = ParseByteSize(flags.max_upload);
+  options.upload_quota_bytes = static_cast<int64_t>(ParseByteSize(flags.upload_quota));
   options.train_threads = flags.train_threads > 0 ? flags.train_threads : flags.threads;
   options.state_dir = flags.state_dir == "none" ? ""
                       : flags.state_dir.empty() ? DefaultStateDir()
@@ -204,8 +219,20 @@ Command RegisterServe(CLI::App& app) {
   sub->add_option("--api-key", flags->api_keys,
                   "Accepted bearer key, repeatable (default: no auth)");
   sub->add_option("--api-key-file", flags->api_key_file, "File with one accepted key per line");
+  sub->add_option("--admin-key", flags->admin_keys,
+                  "Key for /v1/files and /v1/fine_tuning, repeatable (default: any --api-key)");
   sub->add_flag("--insecure-no-auth", flags->insecure_no_auth,
                 "Allow a non-loopback --host without keys");
+  sub->add_option("--allowed-host", flags->allowed_hosts,
+                  "Host header name accepted besides localhost/127.0.0.1/[::1] when bound to "
+                  "loopback (e.g. behind a proxy), repeatable");
+  sub->add_flag("--public-models", flags->public_models, "Answer GET /v1/models without a key");
+  sub->add_option("--rate-limit", flags->rate_limit,
+                  "Requests per minute per key (per address without keys); 429 beyond")
+      ->check(CLI::Range(0.0, 1e9));
+  sub->add_option("--max-concurrent-per-key", flags->max_concurrent_per_key,
+                  "Requests in flight per key (per address without keys); 429 beyond")
+      ->check(CLI::Range(0, 1000000));
   sub->add_option("--parallel", flags->parallel, "Sequences decoded together per model")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -232,6 +259,9 @@ Command RegisterServe(CLI::App& app) {
                   "Folder for uploaded files, fine-tuning jobs and their adapters, kept across "
                   "restarts (default $XDG_DATA_HOME/bora or ~/.local/share/bora; none: off)");
   sub->add_option("--max-upload", flags->max_upload, "Largest file upload to /v1/files")
+      ->capture_default_str();
+  sub->add_option("--upload-quota", flags->upload_quota,
+                  "Stored files per API key (0: no quota); 403 beyond")
       ->capture_default_str();
   sub->add_option("--train-threads", flags->train_threads,
                   "Threads for fine-tuning jobs (default: as -t)")

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/durable_file.h"
 #include "base/error.h"
 
 namespace bora::formats {
@@ -68,11 +69,18 @@ void SafetensorsWriter::Finish() {
     throw InvalidArgument(path_ + ": " + std::to_string(written_) + " data bytes written, header declares " +
                           std::to_string(total_bytes_));
   }
+  SyncFile(file_, partial_path_);  // the data is on disk before the rename publishes it
   int close_result = std::fclose(file_);
   file_ = nullptr;
-  if (close_result != 0) throw IoError(partial_path_ + ": close failed: " + std::strerror(errno));
-  if (std::rename(partial_path_.c_str(), path_.c_str()) != 0) {
-    throw IoError(path_ + ": cannot rename from .partial: " + std::strerror(errno));
+  if (close_result != 0) {
+    std::remove(partial_path_.c_str());
+    throw IoError(partial_path_ + ": close failed: " + std::strerror(errno));
+  }
+  try {
+    RenameDurably(partial_path_, path_);
+  } catch (const IoError&) {
+    std::remove(partial_path_.c_str());
+    throw;
   }
 }
 

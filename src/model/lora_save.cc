@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "base/durable_file.h"
 #include "base/error.h"
 #include "base/float16.h"
 #include "formats/safetensors_writer.h"
@@ -17,18 +19,6 @@ namespace bora::model {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Writes `text` to `path` through a .partial file and a rename.
-void WriteTextFile(const fs::path& path, const std::string& text) {
-  const std::string partial = path.string() + ".partial";
-  std::ofstream out(partial, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out || std::rename(partial.c_str(), path.string().c_str()) != 0) {
-    std::remove(partial.c_str());
-    throw IoError(path.string() + ": cannot write");
-  }
-}
 
 void AppendBf16(formats::SafetensorsWriter& writer, const std::vector<float>& values,
                 std::vector<uint16_t>& buffer) {
@@ -87,19 +77,15 @@ void SaveLoraAdapter(const LoraAdapter& adapter, const formats::ModelParams& bas
   if (!adapter.instruct_version.empty()) {
     params[kLoraInstructVersionKey] = adapter.instruct_version;
   }
-  WriteTextFile(fs::path(dir) / "params.json", params.dump(4) + "\n");
+  WriteFileDurably((fs::path(dir) / "params.json").string(), params.dump(4) + "\n");
 
   if (!tokenizer_file.empty()) {
     const fs::path target = fs::path(dir) / fs::path(tokenizer_file).filename();
-    const fs::path partial = target.string() + ".partial";
-    fs::copy_file(tokenizer_file, partial, fs::copy_options::overwrite_existing, error);
-    if (!error) fs::rename(partial, target, error);
-    if (error) {
-      const std::string reason = error.message();
-      fs::remove(partial, error);
-      throw IoError(target.string() + ": cannot copy the tokenizer file " + tokenizer_file + ": " +
-                    reason);
-    }
+    std::ifstream in(tokenizer_file, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (!in) throw IoError(target.string() + ": cannot read the tokenizer file " + tokenizer_file);
+    WriteFileDurably(target.string(), bytes.str());
   }
 }
 

@@ -21,6 +21,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How often a waiting request checks that its client is still connected (rule H5).
+constexpr std::chrono::milliseconds kPeerPollInterval{200};
+
 // Mistral's guardrail system prompt, prepended when a request sets safe_prompt.
 constexpr const char* kSafePrompt =
     "Always assist with care, respect, and truth. Respond with utmost utility yet securely. Avoid "
@@ -566,13 +569,25 @@ struct CompletionStream::State {
   }
 };
 
-Json RunCompletion(PreparedCompletion& prepared, Metrics& metrics) {
+Json RunCompletion(PreparedCompletion& prepared, Metrics& metrics,
+                   const std::function<bool()>& peer_closed) {
   CompletionStream::State state(std::move(prepared), metrics);
   runtime::Event event;
   std::string delta;
+  Clock::time_point next_check = Clock::now() + kPeerPollInterval;
   while (!state.AllDone()) {
-    if (!state.stream->Next(event, std::chrono::hours(24))) break;
-    state.Apply(event, delta);
+    const bool got = state.stream->Next(event, kPeerPollInterval);
+    if (got) state.Apply(event, delta);
+    // Rule H5: a client that went away while its request waits or generates frees its slot and
+    // KV blocks now, not when max_tokens are done (checked every interval, busy or idle).
+    if (peer_closed && Clock::now() >= next_check) {
+      next_check = Clock::now() + kPeerPollInterval;
+      if (peer_closed()) {
+        state.stream->Cancel();
+        state.Close();
+        throw ApiError(499, "invalid_request_error", "the client closed the connection");
+      }
+    }
   }
   state.Close();
   const PreparedCompletion& p = state.p;
@@ -651,12 +666,26 @@ void CompletionStream::Run(ChunkWriter& out) {
   std::string delta;
   int finished = 0;
   const int total = static_cast<int>(s.choices.size());
+  Clock::time_point last_write = Clock::now();
+  Clock::time_point next_check = last_write + kPeerPollInterval;
   while (finished < total) {
-    // A comment line every 15 s keeps proxies and clients from timing out a slow prefill.
-    if (!s.stream->Next(event, std::chrono::seconds(15))) {
-      if (!out.Write(": keep-alive\n\n")) return cancel();
+    const bool got = s.stream->Next(event, kPeerPollInterval);
+    // Rule H5: a client that went away is noticed within an interval even when nothing is
+    // written (queued, a long prefill, held-back text) and even when the kernel still accepts
+    // writes to its closed socket.
+    if (Clock::now() >= next_check) {
+      next_check = Clock::now() + kPeerPollInterval;
+      if (out.PeerClosed()) return cancel();
+    }
+    if (!got) {
+      // A comment line every 15 s keeps proxies and clients from timing out a slow prefill.
+      if (Clock::now() - last_write >= std::chrono::seconds(15)) {
+        if (!out.Write(": keep-alive\n\n")) return cancel();
+        last_write = Clock::now();
+      }
       continue;
     }
+    last_write = Clock::now();
     ChoiceState& c = s.Apply(event, delta);
     const size_t index = static_cast<size_t>(event.index);
     const bool done = event.kind == runtime::Event::Kind::kDone;

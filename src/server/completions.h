@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@ class ChunkWriter {
  public:
   virtual ~ChunkWriter() = default;
   virtual bool Write(std::string_view data) = 0;
+  // Whether the client is gone, checked without writing.
+  virtual bool PeerClosed() { return false; }
 };
 
 struct PreparedCompletion {
@@ -45,7 +48,11 @@ PreparedCompletion PrepareLegacyCompletion(const Json& body, ServedModel& model)
 
 // Submits and waits for every choice; returns the response body. Throws ApiError (queue full,
 // an engine error).
-Json RunCompletion(PreparedCompletion& prepared, Metrics& metrics);
+// `peer_closed` (may be null) is polled while the request waits in the queue or generates:
+// once it says the client is gone, the request is cancelled (its KV blocks freed) and 499 is
+// thrown.
+Json RunCompletion(PreparedCompletion& prepared, Metrics& metrics,
+                   const std::function<bool()>& peer_closed = nullptr);
 
 // Submits (throwing ApiError before anything is written, e.g. queue full) and returns a
 // function that streams the SSE events into `out` until [DONE] or until the client goes away

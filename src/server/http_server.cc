@@ -30,18 +30,6 @@ std::string NewRequestId() {
   return id;
 }
 
-// Compares without an early exit, so the time taken does not reveal how much of a key matched.
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char difference = a.size() == b.size() ? 0 : 1;
-  const size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    difference |= x ^ y;
-  }
-  return difference == 0;
-}
-
 void WriteJson(HttpResponse& res, int status, const Json& body) {
   res.status = status;
   res.SetContent(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
@@ -70,20 +58,24 @@ class StreamWriter : public ChunkWriter {
  public:
   explicit StreamWriter(http::BodyWriter& out) : out_(out) {}
   bool Write(std::string_view data) override { return out_.Write(data); }
+  bool PeerClosed() override { return out_.PeerClosed(); }
 
  private:
   http::BodyWriter& out_;
 };
 
-http::ConnectionLimits LimitsOf(const ServerOptions& options) {
+// `upload_spool_dir`: where upload bodies stream to; empty when the file routes are off (then
+// uploads get no larger limit than any other body).
+http::ConnectionLimits LimitsOf(const ServerOptions& options, const std::string& upload_spool_dir) {
   using std::chrono::seconds;
   http::ConnectionLimits limits;
   limits.parser.max_request_line = options.max_request_line_bytes;
   limits.parser.max_header_bytes = options.max_header_bytes;
   limits.parser.max_header_count = options.max_header_count;
   limits.parser.max_body_bytes = options.max_body_bytes;
-  limits.parser.max_upload_body_bytes = options.max_upload_bytes;
+  limits.parser.max_upload_body_bytes = upload_spool_dir.empty() ? 0 : options.max_upload_bytes;
   limits.parser.upload_path_prefix = "/v1/files";
+  limits.parser.upload_spool_dir = upload_spool_dir;
   limits.header_timeout = seconds(options.header_timeout_seconds);
   limits.body_idle_timeout = seconds(options.read_timeout_seconds);
   limits.body_timeout = seconds(options.body_timeout_seconds);
@@ -110,16 +102,29 @@ bool IsJsonMediaType(std::string_view value) {
   return true;
 }
 
+AccessOptions AccessOptionsOf(const ServerOptions& options) {
+  AccessOptions access;
+  access.bound_host = options.host;
+  access.allowed_hosts = options.allowed_hosts;
+  access.api_keys = options.api_keys;
+  access.admin_keys = options.admin_api_keys;
+  access.public_models = options.public_models;
+  access.rate_limits = options.rate_limits;
+  return access;
+}
+
 }  // namespace
 
 HttpServer::HttpServer(std::vector<std::unique_ptr<ServedModel>> models, ServerOptions options)
     : models_(std::move(models)),
       options_(std::move(options)),
+      access_(AccessOptionsOf(options_)),
       router_(std::make_unique<http::Router>()) {
   if (!options_.state_dir.empty()) {
     FineTuningOptions fine_tuning;
     fine_tuning.state_dir = options_.state_dir;
     fine_tuning.train_threads = options_.train_threads;
+    fine_tuning.upload_quota_bytes = options_.upload_quota_bytes;
     ModelHooks hooks{[this](const std::string& id) { return FindModel(id); },
                      [this](std::unique_ptr<ServedModel> model) { AddModel(std::move(model)); }};
     try {
@@ -134,8 +139,8 @@ HttpServer::HttpServer(std::vector<std::unique_ptr<ServedModel>> models, ServerO
   RegisterFineTuningRoutes();
   if (fine_tuning_) fine_tuning_->Start();
   http_ = std::make_unique<http::ConnectionServer>(
-      LimitsOf(options_), [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); },
-      TransportError);
+      LimitsOf(options_, fine_tuning_ ? fine_tuning_->files_dir() : std::string()),
+      [this](HttpRequest& req, HttpResponse& res) { Handle(req, res); }, TransportError);
 }
 
 HttpServer::~HttpServer() {
@@ -187,13 +192,17 @@ int HttpServer::Bind() {
 
 void HttpServer::Serve() { http_->Serve(); }
 
+std::vector<std::pair<std::string, std::string>> HttpServer::Routes() const {
+  return router_->Table();
+}
+
 void HttpServer::Stop() {
   if (http_) http_->Stop();
   if (fine_tuning_) fine_tuning_->Stop();
 }
 
 void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
-  // Every response carries a request id; /v1 routes need a key when keys are configured.
+  // Every response carries a request id.
   res.SetHeader("x-request-id", NewRequestId());
   const std::string origin = req.Header("Origin");
   for (const std::string& allowed : options_.cors_origins) {
@@ -204,27 +213,21 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
       break;
     }
   }
-  if (req.method == "OPTIONS") {
-    res.status = 204;
+  // Host, key and rate limit; the ticket holds this client's in-flight slot until the response
+  // (a stream: its last byte) is done.
+  std::shared_ptr<RateLimiter::Ticket> ticket;
+  try {
+    AccessControl::Admission admission = access_.Admit(req);
+    ticket = std::move(admission.ticket);
+    req.owner = std::move(admission.owner);
+  } catch (const ApiError& error) {
+    WriteError(res, error);
+    metrics_.CountRequest("(refused)", error.status());  // not the path: labels stay bounded
     return;
   }
-  if (!options_.api_keys.empty() && req.path.rfind("/v1/", 0) == 0) {
-    const std::string header = req.Header("Authorization");
-    const std::string prefix = "Bearer ";
-    bool ok = false;
-    if (header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0) {
-      const std::string key = header.substr(prefix.size());
-      for (const std::string& expected : options_.api_keys)
-        ok = ConstantTimeEquals(key, expected) || ok;
-    }
-    if (!ok) {
-      WriteError(res, ApiError(401, "authentication_error",
-                               header.empty() ? "missing API key: send Authorization: Bearer <key>"
-                                              : "invalid API key",
-                               "unauthorized"));
-      metrics_.CountRequest(req.path, 401);
-      return;
-    }
+  if (req.method == "OPTIONS") {  // a CORS preflight: the headers above say what is allowed
+    res.status = 204;
+    return;
   }
   const http::Router::Handler* handler = router_->Find(req);
   if (handler == nullptr) {
@@ -233,6 +236,9 @@ void HttpServer::Handle(HttpRequest& req, HttpResponse& res) {
     return;
   }
   (*handler)(req, res);
+  if (ticket && res.stream) {
+    res.stream = [inner = std::move(res.stream), ticket](http::BodyWriter& out) { inner(out); };
+  }
   // A handler that set an error status without a body still answers with our JSON error.
   if (res.status >= 400 && res.body.empty() && !res.stream) {
     WriteError(res,
@@ -289,7 +295,7 @@ void HttpServer::RegisterRoutes() {
                                         ? PrepareFim(body, model)
                                         : PrepareLegacyCompletion(body, model);
       if (!prepared.fields.stream) {
-        WriteJson(res, 200, RunCompletion(prepared, metrics_));
+        WriteJson(res, 200, RunCompletion(prepared, metrics_, req.peer_closed));
         return;
       }
       // Submitted here, so a full queue is still a plain 429 before any byte of the stream.
@@ -360,10 +366,11 @@ void HttpServer::RegisterFineTuningRoutes() {
     WriteJson(res, 200, call(RequireFineTuning()));
   };
   auto id_route = [this, json](const std::string& name,
-                               Json (FineTuningService::*method)(const std::string&)) -> Handler {
+                               Json (FineTuningService::*method)(const std::string&,
+                                                                 const std::string&)) -> Handler {
     return Route(name, [json, method](const HttpRequest& req, HttpResponse& res) {
       const std::string id = req.path_params.at("id");
-      json(req, res, [&](FineTuningService& service) { return (service.*method)(id); });
+      json(req, res, [&](FineTuningService& service) { return (service.*method)(id, req.owner); });
     });
   };
 
@@ -379,7 +386,7 @@ void HttpServer::RegisterFineTuningRoutes() {
            Route("/v1/files/{id}/content", [this](const HttpRequest& req, HttpResponse& res) {
              std::string filename;
              std::string content =
-                 RequireFineTuning().FileContent(req.path_params.at("id"), &filename);
+                 RequireFineTuning().FileContent(req.path_params.at("id"), req.owner, &filename);
              res.status = 200;
              res.SetHeader("Content-Disposition", "attachment; filename=\"" + filename + "\"");
              res.SetContent(std::move(content), "application/octet-stream");
@@ -394,7 +401,8 @@ void HttpServer::RegisterFineTuningRoutes() {
                               "send the body as Content-Type: application/json");
              }
              const Json body = ParseBody(req.body);
-             json(req, res, [&](FineTuningService& service) { return service.CreateJob(body); });
+             json(req, res,
+                  [&](FineTuningService& service) { return service.CreateJob(body, req.owner); });
            }));
   http.Add("GET", "/v1/fine_tuning/jobs",
            Route("/v1/fine_tuning/jobs", [json](const HttpRequest& req, HttpResponse& res) {

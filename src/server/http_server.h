@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "server/access_control.h"
 #include "server/metrics.h"
 #include "server/served_model.h"
 
@@ -27,6 +28,10 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                           // 0: any free port
   std::vector<std::string> api_keys;         // empty: no auth
+  std::vector<std::string> admin_api_keys;   // files and fine-tuning; empty: any API key
+  std::vector<std::string> allowed_hosts;    // Host names accepted besides loopback ones
+  bool public_models = false;                // GET /v1/models without a key
+  RateLimits rate_limits;                    // per key (per address without keys)
   size_t max_body_bytes = size_t{8} << 20;   // 413 above, before the body is read
   int read_timeout_seconds = 30;             // a client sending no body byte this long: 408
   int http_threads = 64;                     // requests handled at once
@@ -41,7 +46,8 @@ struct ServerOptions {
   size_t max_header_count = 100;             // 431 above
   size_t max_connections = 512;              // 503 and closed above
   size_t max_connections_per_ip = 64;        // 503 and closed above
-  size_t max_upload_bytes = size_t{512} << 20;  // POST /v1/files bodies: 413 above
+  size_t max_upload_bytes = size_t{512} << 20;     // POST /v1/files bodies: 413 above
+  int64_t upload_quota_bytes = int64_t{10} << 30;  // stored files per API key; 0: none
   std::string state_dir;  // files and fine-tuning jobs; empty: those routes are off
   int train_threads = 0;  // fine-tuning threads (0: all cores)
 };
@@ -62,6 +68,8 @@ class HttpServer {
   void Stop();
 
   Metrics& metrics() { return metrics_; }
+  // The route table as {method, pattern}.
+  std::vector<std::pair<std::string, std::string>> Routes() const;
 
  private:
   void RegisterRoutes();
@@ -82,6 +90,7 @@ class HttpServer {
   std::shared_mutex models_mutex_;
   std::vector<std::unique_ptr<ServedModel>> models_;
   ServerOptions options_;
+  AccessControl access_;
   // Declared after models_: destroyed (its training thread stopped) before the models it uses.
   std::unique_ptr<FineTuningService> fine_tuning_;
   Metrics metrics_;

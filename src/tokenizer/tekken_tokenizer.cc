@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/sha256.h"
 #include "tokenizer/utf8.h"
 
 namespace bora::tokenizer {
@@ -32,6 +33,12 @@ constexpr int64_t kMaxVocabSize = int64_t{1} << 20;
 constexpr size_t kMaxTokenBytes = size_t{4} << 10;
 // Longest accepted config.pattern (real files: about 200 bytes).
 constexpr size_t kMaxPatternBytes = size_t{4} << 10;
+// SHA-256 of every pre-tokenizer pattern in a tokenizer Mistral has released (rule T3: a pattern
+// runs on a backtracking engine, so file text is not compiled unless it is one of these).
+// tekken_240718 (v3) and the later v7/v11/v13 files all use the same pattern.
+constexpr std::array<std::string_view, 1> kKnownPatternSha256 = {
+    "1d64a9a8eaf9f1bd80331984d81fdd514e7feafe8df83a525dd31472f275699a",
+};
 // Largest accepted file (real files: 13 to 20 MiB); JSON parsing needs several times as much.
 constexpr int64_t kMaxFileBytes = int64_t{128} << 20;
 
@@ -450,8 +457,15 @@ const std::string& TekkenTokenizer::SpecialName(int32_t id) const {
   return specials_[static_cast<size_t>(id)];
 }
 
+bool IsKnownTekkenPattern(std::string_view pattern) {
+  const std::string digest = Sha256Hex(pattern);
+  return std::find(kKnownPatternSha256.begin(), kKnownPatternSha256.end(), digest) !=
+         kKnownPatternSha256.end();
+}
+
 std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text,
-                                                      const std::string& source) {
+                                                      const std::string& source,
+                                                      TekkenPatternPolicy pattern_policy) {
   const auto fail = [&](const std::string& problem) -> FormatError {
     return FormatError(source + ": " + problem);
   };
@@ -505,6 +519,14 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
   }
   if (pattern.size() > kMaxPatternBytes) {
     throw fail("config.pattern is longer than " + std::to_string(kMaxPatternBytes) + " bytes");
+  }
+  if (pattern_policy == TekkenPatternPolicy::kKnownOnly && !IsKnownTekkenPattern(pattern)) {
+    throw fail(
+        "config.pattern is not the pre-tokenizer pattern of a released Mistral tokenizer "
+        "(sha256 " +
+        Sha256Hex(pattern) +
+        "); bora compiles only known patterns, so use the tekken.json that came with "
+        "the model");
   }
   const int64_t inner_size = vocab_size - num_special;
 
@@ -657,8 +679,9 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
   return tokenizer;
 }
 
-std::unique_ptr<TekkenTokenizer> LoadTekkenTokenizer(const std::string& path) {
-  return ParseTekkenTokenizer(ReadWholeFile(path), path);
+std::unique_ptr<TekkenTokenizer> LoadTekkenTokenizer(const std::string& path,
+                                                     TekkenPatternPolicy pattern_policy) {
+  return ParseTekkenTokenizer(ReadWholeFile(path), path, pattern_policy);
 }
 
 }  // namespace bora::tokenizer

@@ -16,6 +16,11 @@
 
 namespace bora::tokenizer {
 
+// Which config.pattern a Tekken file may carry (rule T3). kKnownOnly: only the patterns of
+// released Mistral tokenizers. kTrustFile: any pattern, still run with PCRE2's step and memory
+// limits; for tests and fuzzing of the bounded matcher, never for files from users.
+enum class TekkenPatternPolicy { kKnownOnly, kTrustFile };
+
 // A loaded `tekken*.json`. Ids 0..S-1 (S = config.default_num_special_tokens) are special
 // tokens; BPE rank r is id r + S. Immutable after loading; every method is const and
 // thread-safe (the compiled PCRE2 pattern is shared, match state is per call).
@@ -82,7 +87,8 @@ class TekkenTokenizer final : public Tokenizer {
   void SplitPieces(std::string_view text, OnPiece&& on_piece) const;
 
   friend std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json,
-                                                               const std::string& source);
+                                                               const std::string& source,
+                                                               TekkenPatternPolicy pattern_policy);
 
   // Hash for string-keyed maps that accepts std::string_view lookups without a copy.
   struct StringHash {
@@ -111,10 +117,17 @@ class TekkenTokenizer final : public Tokenizer {
 // single bytes, S and default_vocab_size at most 2^20, tokens, special names and the pattern at
 // most 4 KiB, the file at most 128 MiB). Encode throws ResourceExhausted when one match of the
 // pattern needs more than PCRE2's 10^7 backtracking steps or 256 MiB.
-std::unique_ptr<TekkenTokenizer> LoadTekkenTokenizer(const std::string& path);
+// Only patterns of released Mistral tokenizers are compiled unless `pattern_policy` says
+// otherwise (FormatError naming the pattern's sha256).
+std::unique_ptr<TekkenTokenizer> LoadTekkenTokenizer(
+    const std::string& path, TekkenPatternPolicy pattern_policy = TekkenPatternPolicy::kKnownOnly);
 
 // As LoadTekkenTokenizer, from JSON text already in memory; `source` names it in messages.
-std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json,
-                                                      const std::string& source);
+std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(
+    std::string_view json, const std::string& source,
+    TekkenPatternPolicy pattern_policy = TekkenPatternPolicy::kKnownOnly);
+
+// True when `pattern` is the pre-tokenizer pattern of a released Mistral Tekken file.
+bool IsKnownTekkenPattern(std::string_view pattern);
 
 }  // namespace bora::tokenizer

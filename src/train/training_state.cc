@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/durable_file.h"
 #include "base/error.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_writer.h"
@@ -29,17 +30,6 @@ void ForEachArray(Adapter& params, Adapter& m, Adapter& v, Visit&& visit) {
       visit(prefix + name + ".lora_B", matrix.b, std::vector<int64_t>{matrix.out, matrix.rank});
     });
   }
-}
-
-void WriteTextAtomically(const std::string& path, const std::string& text) {
-  const std::string partial = path + ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw IoError("cannot write " + partial);
-  }
-  if (std::rename(partial.c_str(), path.c_str()) != 0) throw IoError("cannot rename " + partial);
 }
 
 }  // namespace
@@ -68,7 +58,9 @@ void SaveTrainingState(const TrainingState& state, const std::string& dir) {
   json["optimizer_step"] = state.optimizer.step;
   json["data"] = state.data;
   json["settings"] = state.settings;
-  WriteTextAtomically(dir + "/" + kJson, json.dump(2) + "\n");
+  // Written last: a checkpoint whose training_state.json exists is complete (the tensors were
+  // synced to disk first).
+  WriteFileDurably(dir + "/" + kJson, json.dump(2) + "\n");
 }
 
 void LoadTrainingState(const std::string& dir, TrainingState& state) {

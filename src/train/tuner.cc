@@ -23,6 +23,9 @@
 namespace bora::train {
 namespace {
 
+// Rule J7: this many steps in a row with a non-finite loss or gradient stop the run.
+constexpr int kMaxNonFiniteSteps = 3;
+
 using Clock = std::chrono::steady_clock;
 
 void MakeDirs(const std::string& path) {
@@ -279,6 +282,7 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
 
   if (start.resumed_from.empty()) evaluate(0);
   const Clock::time_point run_start = Clock::now();
+  int non_finite_steps = 0;
   for (int64_t step = start.first_step; step <= o.steps; ++step) {
     if (observer.ShouldStop()) {
       result.stopped = true;
@@ -301,11 +305,23 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
       const CrossEntropyResult r = model->Run(state.params, batch, &grads, scale, step_key);
       loss += r.loss_sum / static_cast<double>(std::max<int64_t>(r.count, 1)) / o.grad_accum;
     }
-    if (!std::isfinite(loss)) {
-      throw InvalidArgument("training diverged at step " + std::to_string(step) +
-                            " (loss is not finite): lower --lr");
+    // Rule J7: a step whose loss or gradient is not finite changes nothing (a single bad batch
+    // must not poison the adapter); three such steps in a row end the run.
+    const double norm = std::isfinite(loss) ? ClipGradientNorm(grads, o.max_grad_norm) : loss;
+    if (!std::isfinite(loss) || !std::isfinite(norm)) {
+      ++non_finite_steps;
+      std::fprintf(stderr, "bora tune: step %lld: %s is not finite; step skipped\n",
+                   static_cast<long long>(step), std::isfinite(loss) ? "gradient" : "loss");
+      if (non_finite_steps >= kMaxNonFiniteSteps) {
+        throw InvalidArgument("training diverged: the loss or gradient was not finite at " +
+                              std::to_string(non_finite_steps) + " steps in a row (up to step " +
+                              std::to_string(step) + "); lower --lr");
+      }
+      result.steps_done = step;
+      if (step == o.steps || (o.ckpt_every > 0 && step % o.ckpt_every == 0)) checkpoint(step);
+      continue;
     }
-    const double norm = ClipGradientNorm(grads, o.max_grad_norm);
+    non_finite_steps = 0;
     AdamWUpdate(state.params, grads, state.optimizer, o.adamw, lr);
     const double seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
     StepReport report{step,

@@ -4,13 +4,18 @@
 // run to SUCCESS whose ft: model then serves chat, a server killed with SIGKILL that resumes its
 // running job from the last checkpoint, and a second server on the same state folder (fine-tuning
 // off there). Ids that are not UUIDs, path traversal included, are 404s.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -872,7 +877,10 @@ TEST_F(FineTuningApiTest, SecondServerOnTheSameStateDirHasFineTuningOff) {
     const Reply files = Get(second.port(), "/v1/files");
     EXPECT_EQ(files.json.value("code", Json()), "fine_tuning_disabled") << files.text;
     EXPECT_EQ(files.json["error"].value("code", Json()), "fine_tuning_disabled") << files.text;
-    ExpectError(Upload(second.port(), "train.jsonl", *train_), 404);
+    // Without file routes an upload gets no larger body limit than any request (413 before
+    // a byte is stored); a small one is answered as the route is: off.
+    ExpectError(Upload(second.port(), "train.jsonl", *train_), 413);
+    ExpectError(Upload(second.port(), "small.jsonl", train_->substr(0, 2000)), 404);
     ExpectError(Get(second.port(), "/v1/fine_tuning/jobs"), 404);
     ExpectError(PostJson(second.port(), "/v1/fine_tuning/jobs",
                          JobRequest("00000000-0000-4000-8000-000000000000", kSteps)),
@@ -885,6 +893,91 @@ TEST_F(FineTuningApiTest, SecondServerOnTheSameStateDirHasFineTuningOff) {
   EXPECT_EQ(Get(port_, "/v1/files").status, 200);
   const std::string id = UploadOk(port_, "train.jsonl", *train_);
   EXPECT_EQ(Delete(port_, "/v1/files/" + id).status, 200);
+}
+
+// Files and jobs belong to the API key that created them (rule S1 and "never leak one user's
+// data to another"); each key has its own storage quota; uploads stream to unnamed temporary
+// files, so an upload cut off mid-body leaves nothing in the state folder.
+TEST_F(FineTuningApiTest, TenantsSeeOnlyTheirOwnFilesAndJobsWithinTheirQuota) {
+  const std::string log = dir_->File("tenants.log");
+  const std::string state = dir_->File("tenants-state");
+  ServerProcess server({"--model", "tiny=" + dir_->File("tiny"), "--ctx", "256", "--state-dir",
+                        state, "--max-upload", "1M", "--upload-quota", "40K", "--api-key",
+                        "tenant-a-key", "--api-key", "tenant-b-key"},
+                       log);
+  ASSERT_NE(server.port(), 0) << ReadText(log);
+  const auto client = [&](const std::string& key) {
+    httplib::Client c = ClientFor(server.port());
+    c.set_bearer_token_auth(key);
+    return c;
+  };
+  const std::string data = train_->substr(0, train_->find('\n', 14000) + 1);
+  ASSERT_GT(data.size(), 14000u);
+  ASSERT_LT(data.size(), 20000u);
+  const auto upload = [&](const std::string& key, const std::string& name) {
+    return FromResult(client(key).Post(
+        "/v1/files", httplib::MultipartFormDataItems{{"file", data, name, "application/jsonl"},
+                                                     {"purpose", "fine-tune", "", ""}}));
+  };
+  const Reply a_file = upload("tenant-a-key", "a.jsonl");
+  ASSERT_EQ(a_file.status, 200) << a_file.text;
+  const std::string a_id = a_file.json["id"];
+  // Tenant B cannot see, read, delete or train on A's file: 404 as for an unknown id.
+  EXPECT_EQ(FromResult(client("tenant-b-key").Get("/v1/files")).json["data"].size(), 0u);
+  EXPECT_EQ(FromResult(client("tenant-b-key").Get("/v1/files/" + a_id)).status, 404);
+  EXPECT_EQ(FromResult(client("tenant-b-key").Get("/v1/files/" + a_id + "/content")).status, 404);
+  EXPECT_EQ(FromResult(client("tenant-b-key").Delete("/v1/files/" + a_id)).status, 404);
+  const Reply b_job =
+      FromResult(client("tenant-b-key")
+                     .Post("/v1/fine_tuning/jobs", JobRequest(a_id, 2).dump(), "application/json"));
+  EXPECT_EQ(b_job.status, 404) << b_job.text;
+  // A sees it, and its job; B does not see A's job.
+  Json job_body = JobRequest(a_id, 2);
+  job_body["auto_start"] = false;
+  const Reply a_job = FromResult(
+      client("tenant-a-key").Post("/v1/fine_tuning/jobs", job_body.dump(), "application/json"));
+  ASSERT_EQ(a_job.status, 200) << a_job.text;
+  const std::string job_id = a_job.json["id"];
+  EXPECT_EQ(FromResult(client("tenant-a-key").Get("/v1/fine_tuning/jobs/" + job_id)).status, 200);
+  EXPECT_EQ(FromResult(client("tenant-b-key").Get("/v1/fine_tuning/jobs/" + job_id)).status, 404);
+  EXPECT_EQ(
+      FromResult(client("tenant-b-key")
+                     .Post("/v1/fine_tuning/jobs/" + job_id + "/cancel", "", "application/json"))
+          .status,
+      404);
+  EXPECT_EQ(FromResult(client("tenant-b-key").Get("/v1/fine_tuning/jobs")).json["data"].size(), 0u);
+  EXPECT_EQ(FromResult(client("tenant-a-key").Get("/v1/fine_tuning/jobs")).json["data"].size(), 1u);
+  // Quota 40K: A's third upload of 14-20K goes over, with a clear 403; B still has room.
+  ASSERT_EQ(upload("tenant-a-key", "a2.jsonl").status, 200);
+  const Reply over = upload("tenant-a-key", "a3.jsonl");
+  ExpectError(over, 403, "quota");
+  EXPECT_EQ(upload("tenant-b-key", "b.jsonl").status, 200);
+
+  // An upload cut off mid-body: nothing stored, nothing left in the folder.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server.port()));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string head =
+      "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tenant-b-key\r\n"
+      "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 500000\r\n\r\n"
+      "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.jsonl\"\r\n\r\n";
+  const std::string partial = head + data;
+  ASSERT_EQ(send(fd, partial.data(), partial.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(partial.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int stored = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(state + "/files")) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_EQ(name.size(), 36u + 6u) << "unexpected file in the store: " << name;
+    ++stored;
+  }
+  EXPECT_EQ(stored, 3);  // a.jsonl, a2.jsonl, b.jsonl
+  EXPECT_TRUE(server.alive());
 }
 
 TEST_F(FineTuningApiTest, StateDirNoneHasFineTuningOff) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/sha256.h"
 #include "server/finetune/file_store.h"
 #include "server/finetune/job_store.h"
 #include "server/finetune/state_db.h"
@@ -56,7 +57,7 @@ TEST(FineTuningStoreTest, FilesSurviveReopeningAndDeleteRemovesTheBytes) {
   {
     StateDb db(db_path);
     FileStore files(db, dir.path() + "/files");
-    const FileRecord file = files.Add("train.jsonl", "fine-tune", "application/jsonl",
+    const FileRecord file = files.Add("", "train.jsonl", "fine-tune", "application/jsonl",
                                       std::string("{\"text\": \"a\"}\n\0x", 16), "pretrain", 1);
     id = file.id;
     EXPECT_EQ(file.bytes, 16);
@@ -64,7 +65,7 @@ TEST(FineTuningStoreTest, FilesSurviveReopeningAndDeleteRemovesTheBytes) {
   }
   StateDb db(db_path);
   FileStore files(db, dir.path() + "/files");
-  const std::optional<FileRecord> file = files.Get(id);
+  const std::optional<FileRecord> file = files.Get(id, "");
   ASSERT_TRUE(file);
   EXPECT_EQ(file->filename, "train.jsonl");
   EXPECT_EQ(file->sample_type, "pretrain");
@@ -75,21 +76,50 @@ TEST(FineTuningStoreTest, FilesSurviveReopeningAndDeleteRemovesTheBytes) {
     EXPECT_TRUE(json.contains(key)) << key;
   }
   EXPECT_EQ(json["object"], "file");
-  EXPECT_FALSE(files.Get("not-a-uuid"));
-  EXPECT_FALSE(files.Get(NewUuid()));
+  EXPECT_FALSE(files.Get("not-a-uuid", ""));
+  EXPECT_FALSE(files.Get(NewUuid(), ""));
 
-  files.Add("second.jsonl", "fine-tune", "application/jsonl", "{}", "instruct", 1);
+  files.Add("", "second.jsonl", "fine-tune", "application/jsonl", "{}", "instruct", 1);
   int64_t total = 0;
-  EXPECT_EQ(files.List("", 0, 1, &total).size(), 1u);
+  EXPECT_EQ(files.List("", "", 0, 1, &total).size(), 1u);
   EXPECT_EQ(total, 2);
-  EXPECT_EQ(files.List("fine-tune", 1, 1, &total).size(), 1u);
-  EXPECT_EQ(files.List("batch", 0, 10, &total).size(), 0u);
+  EXPECT_EQ(files.List("", "fine-tune", 1, 1, &total).size(), 1u);
+  EXPECT_EQ(files.List("", "batch", 0, 10, &total).size(), 0u);
   EXPECT_EQ(total, 0);
 
   EXPECT_TRUE(files.Delete(id));
   EXPECT_FALSE(files.Delete(id));
   EXPECT_FALSE(std::filesystem::exists(files.PathOf(id)));
-  EXPECT_FALSE(files.Get(id));
+  EXPECT_FALSE(files.Get(id, ""));
+}
+
+TEST(FineTuningStoreTest, OwnersSeeOnlyTheirFilesWithinTheirQuota) {
+  testing::TempDir dir;
+  StateDb db(dir.path() + "/state.db");
+  FileStore files(db, dir.path() + "/files");
+  const std::string data(600, 'x');
+  const FileRecord a = files.Add("key a", "a.jsonl", "fine-tune", "application/jsonl", data,
+                                 "instruct", 1, /*quota_bytes=*/1000);
+  EXPECT_EQ(a.sha256, Sha256Hex(data));
+  EXPECT_TRUE(files.Get(a.id, "key a"));
+  EXPECT_FALSE(files.Get(a.id, "key b"));  // another tenant: as if it did not exist
+  EXPECT_FALSE(files.Get(a.id, ""));
+  int64_t total = 0;
+  EXPECT_EQ(files.List("key b", "", 0, 10, &total).size(), 0u);
+  EXPECT_EQ(files.List("key a", "", 0, 10, &total).size(), 1u);
+  // 600 + 600 > 1000 for key a; key b has its own quota.
+  EXPECT_THROW(
+      files.Add("key a", "b.jsonl", "fine-tune", "application/jsonl", data, "instruct", 1, 1000),
+      QuotaExceeded);
+  EXPECT_NO_THROW(
+      files.Add("key b", "b.jsonl", "fine-tune", "application/jsonl", data, "instruct", 1, 1000));
+  EXPECT_EQ(files.BytesOf("key a"), 600);
+  // Bytes changed on disk behind the database's back are refused when read.
+  {
+    std::ofstream out(files.PathOf(a.id), std::ios::binary | std::ios::trunc);
+    out << std::string(600, 'y');
+  }
+  EXPECT_THROW(files.ReadContent(*files.Get(a.id, "key a")), IoError);
 }
 
 TEST(FineTuningStoreTest, PartialUploadsAreRemovedAtOpen) {

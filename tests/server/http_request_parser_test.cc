@@ -3,8 +3,10 @@
 #include "server/http/http_request_parser.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -243,6 +245,50 @@ TEST(HttpRequestParserTest, ChunkedUploadsGetTheLargerBodyLimit) {
     EXPECT_EQ(whole.status, bytewise.status);
     EXPECT_EQ(whole.request.body, bytewise.request.body);
   }
+}
+
+// Files in `dir` (the spool must leave none behind, not even while a body arrives).
+size_t FilesIn(const std::string& dir) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++count;
+  return count;
+}
+
+TEST(HttpRequestParserTest, SpooledUploadsGoToAnUnnamedFile) {
+  char pattern[] = "/tmp/bora-spool-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  ParserLimits limits = UploadLimits();
+  limits.upload_spool_dir = dir;
+  for (const std::string& bytes :
+       {PostWithLength("/v1/files", 2500), ChunkedPost("/v1/files", 5, 600)}) {
+    HttpRequestParser parser(limits);
+    for (size_t at = 0; at < bytes.size(); at += 97) {
+      parser.Feed(std::string_view(bytes).substr(at, 97));
+      EXPECT_EQ(FilesIn(dir), 0u);
+    }
+    ASSERT_TRUE(parser.complete()) << parser.error_message();
+    const HttpRequest& request = parser.request();
+    EXPECT_TRUE(request.body.empty());  // nothing held in memory
+    ASSERT_TRUE(request.spooled_body);
+    const std::string expected = bytes.find("chunked") != std::string::npos
+                                     ? std::string(3000, 'c')
+                                     : std::string(2500, 'u');
+    EXPECT_EQ(request.BodyView(), expected);
+    EXPECT_EQ(request.spooled_body->size(), expected.size());
+  }
+  // Other routes keep their bodies in memory.
+  HttpRequestParser other(limits);
+  other.Feed(PostWithLength("/v1/chat/completions", 900));
+  ASSERT_TRUE(other.complete());
+  EXPECT_FALSE(other.request().spooled_body);
+  EXPECT_EQ(other.request().BodyView(), std::string(900, 'u'));
+  // Nothing left on disk once the requests are gone.
+  EXPECT_EQ(FilesIn(dir), 0u);
+  std::filesystem::remove_all(dir);
+  // A spool folder that cannot be written: 507, not a crash.
+  limits.upload_spool_dir = dir + "/missing";
+  EXPECT_EQ(StatusOf(PostWithLength("/v1/files", 2500), limits), 507);
 }
 
 TEST(HttpRequestParserTest, AnnouncedBodyIsNotAllocatedBeforeItArrives) {

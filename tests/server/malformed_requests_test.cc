@@ -959,29 +959,33 @@ void AddRoutesAndMethods(Corpus& c) {
 void AddHeaderAbuse(Corpus& c) {
   const std::string g = "header abuse";
   c.Add(g, "a 64 KiB header value",
-        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 << 10, 'a') + "\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(64 << 10, 'a') +
+            "\r\n\r\n",
         {400, 431});
   c.Add(g, "a 1 MB request target", Get("/v1/models/" + std::string(1 << 20, 'a')), {414});
   c.Add(g, "garbage request line", "HELLO\r\n\r\n", {400});
-  c.Add(g, "NUL in the path", Bytes("GET /v1/mo\0dels HTTP/1.1\r\nHost: x\r\n\r\n"), {400});
-  c.Add(g, "bad chunk size",
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-        {400});
-  c.Add(g, "Content-Length abc",
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        "Content-Length: abc\r\n\r\n{}",
-        {400});
-  c.Add(g, "unknown method", "BREW /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", {400, 404, 405});
+  c.Add(g, "NUL in the path", Bytes("GET /v1/mo\0dels HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), {400});
+  c.Add(
+      g, "bad chunk size",
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+      {400});
+  c.Add(
+      g, "Content-Length abc",
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: abc\r\n\r\n{}",
+      {400});
+  c.Add(g, "unknown method", "BREW /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        {400, 404, 405});
   // 505 is the status for an unsupported HTTP version: the one 5xx a client mistake may get.
-  c.Add(g, "HTTP/2.0 request line", "GET /health HTTP/2.0\r\nHost: x\r\n\r\n", {400, 505});
+  c.Add(g, "HTTP/2.0 request line", "GET /health HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", {400, 505});
 }
 
 // Request smuggling and size limits of rule H2.
 void AddFramingLimits(Corpus& c) {
   const std::string g = "framing limits";
   const std::string head =
-      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
   const std::string body = Body(kChat).dump();
   const std::string length = std::to_string(body.size());
   c.Add(g, "Content-Length and Transfer-Encoding",
@@ -991,7 +995,7 @@ void AddFramingLimits(Corpus& c) {
         head + "Content-Length: " + length + "\r\nContent-Length: 3\r\n\r\n" + body, {400});
   c.Add(g, "negative Content-Length", head + "Content-Length: -1\r\n\r\n" + body, {400});
   c.Add(g, "Content-Length 10^12", head + "Content-Length: 1000000000000\r\n\r\n" + body, {413});
-  std::string many = "GET /health HTTP/1.1\r\nHost: x\r\n";
+  std::string many = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   for (int i = 0; i < 10000; ++i) many += "X-" + std::to_string(i) + ": y\r\n";
   c.Add(g, "10000 header fields", many + "\r\n", {400, 431});
   c.Add(g, "POST without a length", head + "\r\n", {400, 411});

@@ -236,7 +236,11 @@ TEST_F(ServerTest, EmbeddingsAsFloatsAndBase64Agree) {
 
 TEST_F(ServerTest, MetricsExposeRequestsLatencyAndKvUsage) {
   Post("/v1/chat/completions", Chat({}).dump());
-  auto metrics = Client("").Get("/metrics");
+  auto metrics = Client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  // Without the key: refused, like every route but /health and the page (rule S1).
+  EXPECT_EQ(Client("").Get("/metrics")->status, 401);
   ASSERT_TRUE(metrics);
   for (const char* name : {"bora_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"}",
                            "bora_time_to_first_token_seconds_bucket", "bora_time_per_output_token_seconds_count",
@@ -250,6 +254,7 @@ TEST_F(ServerTest, MetricsExposeRequestsLatencyAndKvUsage) {
 bool WaitForGauge(int port, const std::string& gauge, const std::string& want) {
   for (int i = 0; i < 200; ++i) {
     httplib::Client client("127.0.0.1", port);
+    client.set_default_headers({{"Authorization", "Bearer secret"}});  // ignored without keys
     auto metrics = client.Get("/metrics");
     if (metrics && metrics->body.find(gauge + "{model=\"tiny\"} " + want + "\n") != std::string::npos) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -265,7 +270,7 @@ TEST_F(ServerTest, AClientThatGoesAwayMidStreamCancelsItsRequest) {
   inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   const std::string body = Chat({{"stream", true}, {"max_tokens", 200}, {"ignore_eos", true}}).dump();
-  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret\r\n"
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer secret\r\n"
                               "Content-Type: application/json\r\nContent-Length: " +
                               std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
@@ -276,6 +281,47 @@ TEST_F(ServerTest, AClientThatGoesAwayMidStreamCancelsItsRequest) {
   EXPECT_TRUE(WaitForGauge(server_->port(), "bora_running_sequences", "0"));
   EXPECT_TRUE(WaitForGauge(server_->port(), "bora_kv_blocks_used", "0"));
   EXPECT_TRUE(server_->alive());
+}
+
+// The value of an unlabelled counter in /metrics, or -1.
+int64_t Counter(int port, const std::string& name) {
+  httplib::Client client("127.0.0.1", port);
+  auto metrics = client.Get("/metrics");
+  if (!metrics) return -1;
+  const size_t at = metrics->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(metrics->body.substr(at + name.size() + 2));
+}
+
+// Rule H5 for requests that are not streamed: nothing is written until the answer, so only
+// polling the socket can notice that the client left. The request asks for 1900 tokens; it
+// must stop long before them (the tokens it did generate are counted when it ends).
+TEST_F(ServerTest, AClientThatGoesAwayBeforeAnUnstreamedAnswerCancelsItsRequest) {
+  ServerProcess server({"--model", "tiny=" + dir_->path() + "/tiny", "--ctx", "2048"},
+                       dir_->path() + "/unstreamed.log");
+  ASSERT_NE(server.port(), 0);
+  const int64_t before = Counter(server.port(), "bora_completion_tokens_total");
+  ASSERT_EQ(before, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server.port()));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string body = Chat({{"max_tokens", 1900}, {"ignore_eos", true}}).dump();
+  const std::string request =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  EXPECT_TRUE(WaitForGauge(server.port(), "bora_running_sequences", "1"));
+  close(fd);
+  EXPECT_TRUE(WaitForGauge(server.port(), "bora_running_sequences", "0"));
+  EXPECT_TRUE(WaitForGauge(server.port(), "bora_kv_blocks_used", "0"));
+  const int64_t generated = Counter(server.port(), "bora_completion_tokens_total");
+  EXPECT_GE(generated, 0);
+  EXPECT_LT(generated, 1500) << "the request ran on after its client left";
+  EXPECT_TRUE(server.alive());
 }
 
 TEST_F(ServerTest, AFullQueueAnswers429WithRetryAfter) {

@@ -618,7 +618,8 @@ TEST(TekkenSyntheticTest, WhiteSpaceEscapesMeanUnicodeWhiteSpace) {
                               R"(\Q\s\E|[^[:cntrl:]\s]+|[\s[:cntrl:]]+)"}) {
     Json json = SyntheticTekken();
     json["config"]["pattern"] = pattern;
-    const auto tokenizer = ParseTekkenTokenizer(json.dump(), pattern);
+    const auto tokenizer =
+        ParseTekkenTokenizer(json.dump(), pattern, TekkenPatternPolicy::kTrustFile);
     EXPECT_EQ(tokenizer->PreTokenize(text), (Pieces{"\\s",
                                                     "a\xE1\xA0\x8E"
                                                     "b",
@@ -632,7 +633,8 @@ TEST(TekkenSyntheticTest, PatternNeedingDeepBacktrackingStillEncodes) {
   // repetitions; Encode must switch to a larger stack (or the interpreter), not fail.
   Json json = SyntheticTekken();
   json["config"]["pattern"] = "(?:a|b)+|[^ab]+";
-  const auto tokenizer = ParseTekkenTokenizer(json.dump(), "deep-backtracking");
+  const auto tokenizer =
+      ParseTekkenTokenizer(json.dump(), "deep-backtracking", TekkenPatternPolicy::kTrustFile);
   const std::string text = std::string(1 << 20, 'a') + "xyz" + std::string(5000, 'b');
   const Ids ids = tokenizer->Encode(text);
   ASSERT_EQ(tokenizer->PreTokenize(text).size(), 3u);
@@ -732,7 +734,11 @@ TEST(TekkenSyntheticTest, MalformedFilesThrowFormatErrorNamingTheFile) {
        ""},
       {"is_control_not_bool", "is_control",
        [](Json& j) { j["special_tokens"][3]["is_control"] = "yes"; }, ""},
-      {"bad_pattern", "does not compile", [](Json& j) { j["config"]["pattern"] = "(\\p{L}+"; }, ""},
+      {"unknown_pattern", "not the pre-tokenizer pattern of a released Mistral tokenizer",
+       [](Json& j) { j["config"]["pattern"] = "\\S+|\\s+"; }, ""},
+      {"catastrophic_pattern", "sha256 ", [](Json& j) { j["config"]["pattern"] = "(a+)+$"; }, ""},
+      {"pattern_with_a_trailing_space", "bora compiles only known patterns",
+       [](Json& j) { j["config"]["pattern"] = std::string(kTekkenPattern) + " "; }, ""},
       {"multimodal_after_v11", "\"image\"",
        [](Json& j) {
          j["config"]["version"] = "v13";
@@ -761,6 +767,24 @@ TEST(TekkenSyntheticTest, MalformedFilesThrowFormatErrorNamingTheFile) {
       ADD_FAILURE() << c.name << ": wrong exception type: " << error.what();
     }
   }
+}
+
+TEST(TekkenSyntheticTest, TrustedPatternThatDoesNotCompileIsFormatError) {
+  Json json = SyntheticTekken();
+  json["config"]["pattern"] = "(\\p{L}+";
+  try {
+    ParseTekkenTokenizer(json.dump(), "trusted", TekkenPatternPolicy::kTrustFile);
+    FAIL() << "no FormatError";
+  } catch (const FormatError& error) {
+    EXPECT_NE(std::string(error.what()).find("does not compile"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(TekkenSyntheticTest, OnlyTheReleasedPatternIsKnown) {
+  EXPECT_TRUE(IsKnownTekkenPattern(kTekkenPattern));
+  EXPECT_FALSE(IsKnownTekkenPattern(""));
+  EXPECT_FALSE(IsKnownTekkenPattern(std::string(kTekkenPattern).substr(1)));
 }
 
 TEST(TekkenSyntheticTest, ValidVariantsLoad) {

@@ -136,5 +136,51 @@ TEST(TuneTest, ResumeWithOtherSettingsIsRefused) {
   EXPECT_THROW(RunTune(options, quiet), InvalidArgument);
 }
 
+TEST(TuneTest, NonFiniteStepsAreSkippedAndThreeInARowStopTheRun) {
+  BORA_REQUIRE_SHARED(shared);
+  testing::TempDir dir;
+  const std::string model_dir = dir.File("model");
+  formats::ModelParams params = model::PresetParams("tiny");
+  params.n_layers = 1;
+  params.layer_windows.assign(1, 0);
+  {
+    ThreadPool pool(2);
+    model::WriteRandomModel(params, 1, model_dir, pool, false);
+  }
+  fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
+                model_dir + "/tokenizer.model.v3");
+  WriteSyntheticDataset(dir.File("train.jsonl"), SyntheticKind::kInstruct, 20, 1);
+  TuneOptions options;
+  options.model_dir = model_dir;
+  options.data.data = dir.File("train.jsonl");
+  options.data.seq_len = 64;
+  options.steps = 20;
+  options.rank = 4;
+  options.threads = 2;
+  options.ckpt_every = 1;
+  // Once B is non-zero, a LoRA delta scaled by 1e30 overflows float: the loss turns NaN.
+  options.scaling = 1e30f;
+  options.out_dir = dir.File("run");
+  TuneObserver quiet;
+  try {
+    RunTune(options, quiet);
+    FAIL() << "a diverging run finished";
+  } catch (const InvalidArgument& error) {
+    EXPECT_NE(std::string(error.what()).find("not finite at 3 steps in a row"), std::string::npos)
+        << error.what();
+  }
+  // Every checkpoint written holds a finite adapter (skipped steps change nothing), and the
+  // run stopped after the third bad step rather than the first.
+  int checkpoints = 0;
+  for (int64_t step = 1; step <= options.steps; ++step) {
+    const std::string consolidated = CheckpointDir(options.out_dir, step) + "/consolidated";
+    if (!fs::exists(consolidated + "/lora.safetensors")) continue;
+    ++checkpoints;
+    EXPECT_NO_THROW(model::LoadLoraAdapter(consolidated, params)) << step;
+  }
+  EXPECT_GE(checkpoints, 3);
+  EXPECT_LT(checkpoints, options.steps);
+}
+
 }  // namespace
 }  // namespace bora::train

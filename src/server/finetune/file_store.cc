@@ -7,7 +7,9 @@
 #include <fstream>
 #include <random>
 
+#include "base/durable_file.h"
 #include "base/error.h"
+#include "base/sha256.h"
 
 namespace bora::server {
 namespace {
@@ -24,11 +26,13 @@ FileRecord FromRow(const SqlRow& row) {
   file.bytes = SqlInt(row[5]);
   file.created_at = SqlInt(row[6]);
   file.num_lines = SqlInt(row[7]);
+  file.owner = SqlText(row[8]);
+  file.sha256 = SqlText(row[9]);
   return file;
 }
 
 constexpr const char* kColumns =
-    "id, filename, purpose, sample_type, mimetype, bytes, created_at, num_lines";
+    "id, filename, purpose, sample_type, mimetype, bytes, created_at, num_lines, owner, sha256";
 
 }  // namespace
 
@@ -67,6 +71,8 @@ FileStore::FileStore(StateDb& db, std::string dir) : db_(db), dir_(std::move(dir
       "CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, filename TEXT NOT NULL, "
       "purpose TEXT NOT NULL, sample_type TEXT NOT NULL, mimetype TEXT NOT NULL, "
       "bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, num_lines INTEGER NOT NULL)");
+  db_.EnsureColumn("files", "owner", "TEXT NOT NULL DEFAULT ''");
+  db_.EnsureColumn("files", "sha256", "TEXT NOT NULL DEFAULT ''");
   // Bytes written by an upload that never got its row (the server was killed in between).
   for (const auto& entry : fs::directory_iterator(dir_, error)) {
     if (entry.path().extension() == ".partial") fs::remove(entry.path(), error);
@@ -75,10 +81,27 @@ FileStore::FileStore(StateDb& db, std::string dir) : db_(db), dir_(std::move(dir
 
 std::string FileStore::PathOf(const std::string& id) const { return dir_ + "/" + id + ".jsonl"; }
 
-FileRecord FileStore::Add(const std::string& filename, const std::string& purpose,
-                          const std::string& mimetype, std::string_view data,
-                          const std::string& sample_type, int64_t num_lines) {
+int64_t FileStore::BytesOf(const std::string& owner) {
+  return SqlInt(
+      db_.Query("SELECT COALESCE(SUM(bytes), 0) FROM files WHERE owner = ?", {owner})[0][0]);
+}
+
+FileRecord FileStore::Add(const std::string& owner, const std::string& filename,
+                          const std::string& purpose, const std::string& mimetype,
+                          std::string_view data, const std::string& sample_type, int64_t num_lines,
+                          int64_t quota_bytes) {
+  if (quota_bytes > 0) {
+    const int64_t used = BytesOf(owner);
+    if (used + static_cast<int64_t>(data.size()) > quota_bytes) {
+      throw QuotaExceeded("storage quota exceeded: this key stores " + std::to_string(used) +
+                          " bytes, this file adds " + std::to_string(data.size()) +
+                          ", the quota is " + std::to_string(quota_bytes) +
+                          " (--upload-quota); delete files with DELETE /v1/files/{id}");
+    }
+  }
   FileRecord file;
+  file.owner = owner;
+  file.sha256 = Sha256Hex(data);
   file.id = NewUuid();
   file.filename = filename;
   file.purpose = purpose;
@@ -88,45 +111,38 @@ FileRecord FileStore::Add(const std::string& filename, const std::string& purpos
   file.created_at = UnixSeconds();
   file.num_lines = num_lines;
   const std::string path = PathOf(file.id);
-  const std::string partial = path + ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out.flush();
-    if (!out) {
-      std::remove(partial.c_str());
-      throw IoError(partial + ": cannot write the uploaded file (disk full?)");
-    }
+  try {
+    WriteFileDurably(path, data);
+  } catch (const IoError& error) {
+    throw IoError(std::string(error.what()) + " (the uploaded file was not stored)");
   }
-  if (std::rename(partial.c_str(), path.c_str()) != 0) {
-    std::remove(partial.c_str());
-    throw IoError(path + ": cannot store the uploaded file");
-  }
-  db_.Exec(std::string("INSERT INTO files (") + kColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-           {file.id, file.filename, file.purpose, file.sample_type, file.mimetype, file.bytes,
-            file.created_at, file.num_lines});
+  db_.Exec(
+      std::string("INSERT INTO files (") + kColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {file.id, file.filename, file.purpose, file.sample_type, file.mimetype, file.bytes,
+       file.created_at, file.num_lines, file.owner, file.sha256});
   return file;
 }
 
-std::optional<FileRecord> FileStore::Get(std::string_view id) {
+std::optional<FileRecord> FileStore::Get(std::string_view id, const std::string& owner) {
   if (!IsUuid(id)) return std::nullopt;
   const auto rows =
-      db_.Query(std::string("SELECT ") + kColumns + " FROM files WHERE id = ?", {std::string(id)});
+      db_.Query(std::string("SELECT ") + kColumns + " FROM files WHERE id = ? AND owner = ?",
+                {std::string(id), owner});
   if (rows.empty()) return std::nullopt;
   return FromRow(rows[0]);
 }
 
-std::vector<FileRecord> FileStore::List(const std::string& purpose, int64_t page, int64_t page_size,
-                                        int64_t* total) {
+std::vector<FileRecord> FileStore::List(const std::string& owner, const std::string& purpose,
+                                        int64_t page, int64_t page_size, int64_t* total) {
   const auto count =
-      db_.Query("SELECT COUNT(*) FROM files WHERE ? = '' OR purpose = ?", {purpose, purpose});
+      db_.Query("SELECT COUNT(*) FROM files WHERE owner = ? AND (? = '' OR purpose = ?)",
+                {owner, purpose, purpose});
   *total = SqlInt(count[0][0]);
   std::vector<FileRecord> files;
-  for (const SqlRow& row :
-       db_.Query(std::string("SELECT ") + kColumns +
-                     " FROM files WHERE ? = '' OR purpose = ? ORDER BY created_at DESC, rowid DESC"
-                     " LIMIT ? OFFSET ?",
-                 {purpose, purpose, page_size, page * page_size})) {
+  for (const SqlRow& row : db_.Query(std::string("SELECT ") + kColumns +
+                                         " FROM files WHERE owner = ? AND (? = '' OR purpose = ?)"
+                                         " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                                     {owner, purpose, purpose, page_size, page * page_size})) {
     files.push_back(FromRow(row));
   }
   return files;
@@ -140,11 +156,17 @@ std::string FileStore::ReadContent(const FileRecord& file) const {
   if (in.gcount() != static_cast<std::streamsize>(content.size())) {
     throw IoError("the bytes of file " + file.id + " in " + dir_ + " are truncated");
   }
+  if (!file.sha256.empty() && Sha256Hex(content) != file.sha256) {
+    throw IoError("the bytes of file " + file.id + " in " + dir_ +
+                  " changed on disk since the upload (sha256 mismatch)");
+  }
   return content;
 }
 
 bool FileStore::Delete(std::string_view id) {
-  if (!Get(id)) return false;
+  if (!IsUuid(id) || db_.Query("SELECT 1 FROM files WHERE id = ?", {std::string(id)}).empty()) {
+    return false;
+  }
   db_.Exec("DELETE FROM files WHERE id = ?", {std::string(id)});
   std::error_code error;
   fs::remove(PathOf(std::string(id)), error);

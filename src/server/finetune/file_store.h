@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,14 @@ struct FileRecord {
   int64_t bytes = 0;
   int64_t created_at = 0;  // Unix seconds
   int64_t num_lines = 0;
+  std::string owner;   // who uploaded it: an API-key digest prefix, "" without keys
+  std::string sha256;  // of the stored bytes, checked when they are read back
+};
+
+// Thrown when an upload would take its owner past the storage quota.
+class QuotaExceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // A random (version 4) UUID, the id of every file and job.
@@ -34,15 +43,20 @@ class FileStore {
   // Creates the table and `dir` when missing. Throws IoError.
   FileStore(StateDb& db, std::string dir);
 
-  // Stores `data` (written to a temporary name, then renamed, then recorded). Throws IoError.
-  FileRecord Add(const std::string& filename, const std::string& purpose,
+  // Stores `data` for `owner` (written to a temporary name, synced, renamed, then recorded).
+  // Throws QuotaExceeded when the owner's files would exceed `quota_bytes` (0: no quota), and
+  // IoError.
+  FileRecord Add(const std::string& owner, const std::string& filename, const std::string& purpose,
                  const std::string& mimetype, std::string_view data, const std::string& sample_type,
-                 int64_t num_lines);
-  std::optional<FileRecord> Get(std::string_view id);
-  // Newest first; `total` gets the count before paging.
-  std::vector<FileRecord> List(const std::string& purpose, int64_t page, int64_t page_size,
-                               int64_t* total);
-  // The stored bytes. Throws IoError.
+                 int64_t num_lines, int64_t quota_bytes = 0);
+  // The file when it exists and belongs to `owner`.
+  std::optional<FileRecord> Get(std::string_view id, const std::string& owner);
+  // Bytes stored for `owner`.
+  int64_t BytesOf(const std::string& owner);
+  // `owner`'s files, newest first; `total` gets the count before paging.
+  std::vector<FileRecord> List(const std::string& owner, const std::string& purpose, int64_t page,
+                               int64_t page_size, int64_t* total);
+  // The stored bytes, checked against their sha256. Throws IoError.
   std::string ReadContent(const FileRecord& file) const;
   // Where the bytes of `id` are (a .jsonl file the training data loader reads).
   std::string PathOf(const std::string& id) const;

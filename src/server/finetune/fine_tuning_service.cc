@@ -87,7 +87,9 @@ ApiError NotFound(const std::string& what, const std::string& param = "") {
 }  // namespace
 
 FineTuningService::FineTuningService(const FineTuningOptions& options, ModelHooks hooks)
-    : state_dir_(options.state_dir), hooks_(std::move(hooks)) {
+    : state_dir_(options.state_dir),
+      upload_quota_bytes_(options.upload_quota_bytes),
+      hooks_(std::move(hooks)) {
   if (state_dir_.find(',') != std::string::npos) {
     throw InvalidArgument("--state-dir " + state_dir_ +
                           ": the folder name must not contain ',' (training data lists use it)");
@@ -107,7 +109,7 @@ FineTuningService::FineTuningService(const FineTuningOptions& options, ModelHook
                         " is used by another bora serve; give this one its own --state-dir");
   }
   db_ = std::make_unique<StateDb>(state_dir_ + "/state.db");
-  files_ = std::make_unique<FileStore>(*db_, state_dir_ + "/files");
+  files_ = std::make_unique<FileStore>(*db_, files_dir());
   jobs_ = std::make_unique<JobStore>(*db_);
   worker_ = std::make_unique<TrainingWorker>(*jobs_, *files_, state_dir_ + "/jobs",
                                              options.train_threads, hooks_);
@@ -155,21 +157,24 @@ void FineTuningService::Stop() {
   if (worker_) worker_->Stop();
 }
 
-FileRecord FineTuningService::RequireFile(const std::string& id, const std::string& field) {
-  std::optional<FileRecord> file = files_->Get(id);
+FileRecord FineTuningService::RequireFile(const std::string& id, const std::string& field,
+                                          const std::string& owner) {
+  std::optional<FileRecord> file = files_->Get(id, owner);
   if (!file) throw NotFound("No file with id '" + id + "' (GET /v1/files lists them)", field);
   return *file;
 }
 
-JobRecord FineTuningService::RequireJob(const std::string& id) {
+JobRecord FineTuningService::RequireJob(const std::string& id, const std::string& owner) {
   std::optional<JobRecord> job = IsUuid(id) ? jobs_->Get(id) : std::nullopt;
+  if (job && job->owner != owner) job.reset();
   if (!job) throw NotFound("No fine-tuning job with id '" + id + "'", "job_id");
   return *job;
 }
 
 Json FineTuningService::UploadFile(const http::HttpRequest& request) {
   const std::string boundary = http::MultipartBoundary(request.Header("Content-Type"));
-  const std::vector<http::FormPart> parts = http::ParseMultipartFormData(request.body, boundary);
+  const std::vector<http::FormPart> parts =
+      http::ParseMultipartFormData(request.BodyView(), boundary);
   const http::FormPart* file = http::FindPart(parts, "file");
   if (file == nullptr || !file->filename) {
     throw ApiError::Validation("file",
@@ -206,7 +211,12 @@ Json FineTuningService::UploadFile(const http::HttpRequest& request) {
       report.instruct + report.function_calling > 0 ? "instruct" : "pretrain";
   const std::string mimetype =
       file->content_type.empty() ? "application/jsonl" : file->content_type.substr(0, 100);
-  return FileJson(files_->Add(filename, purpose, mimetype, file->data, sample_type, report.lines));
+  try {
+    return FileJson(files_->Add(request.owner, filename, purpose, mimetype, file->data, sample_type,
+                                report.lines, upload_quota_bytes_));
+  } catch (const QuotaExceeded& e) {
+    throw ApiError(403, "invalid_request_error", e.what(), "quota_exceeded", "file");
+  }
 }
 
 Json FineTuningService::ListFiles(const http::HttpRequest& request) {
@@ -216,7 +226,8 @@ Json FineTuningService::ListFiles(const http::HttpRequest& request) {
       QueryInt(query, "page_size", QueryInt(query, "limit", 100, 1, 10000), 1, 10000);
   int64_t total = 0;
   Json data = Json::array();
-  for (const FileRecord& file : files_->List(QueryText(query, "purpose"), page, page_size, &total))
+  for (const FileRecord& file :
+       files_->List(request.owner, QueryText(query, "purpose"), page, page_size, &total))
     data.push_back(FileJson(file));
   return {{"object", "list"},
           {"data", data},
@@ -224,20 +235,21 @@ Json FineTuningService::ListFiles(const http::HttpRequest& request) {
           {"has_more", (page + 1) * page_size < total}};
 }
 
-Json FineTuningService::GetFile(const std::string& id) {
-  Json out = FileJson(RequireFile(id, "file_id"));
+Json FineTuningService::GetFile(const std::string& id, const std::string& owner) {
+  Json out = FileJson(RequireFile(id, "file_id", owner));
   out["deleted"] = false;
   return out;
 }
 
-std::string FineTuningService::FileContent(const std::string& id, std::string* filename) {
-  const FileRecord file = RequireFile(id, "file_id");
+std::string FineTuningService::FileContent(const std::string& id, const std::string& owner,
+                                           std::string* filename) {
+  const FileRecord file = RequireFile(id, "file_id", owner);
   *filename = file.filename;
   return files_->ReadContent(file);
 }
 
-Json FineTuningService::DeleteFile(const std::string& id) {
-  RequireFile(id, "file_id");
+Json FineTuningService::DeleteFile(const std::string& id, const std::string& owner) {
+  RequireFile(id, "file_id", owner);
   const std::vector<std::string> users = jobs_->UnfinishedJobsUsing(id);
   if (!users.empty()) {
     throw ApiError(409, "invalid_request_error",
@@ -249,9 +261,9 @@ Json FineTuningService::DeleteFile(const std::string& id) {
   return {{"id", id}, {"object", "file"}, {"deleted", true}};
 }
 
-Json FineTuningService::CreateJob(const Json& body) {
+Json FineTuningService::CreateJob(const Json& body, const std::string& owner) {
   try {
-    return CreateJobChecked(body);
+    return CreateJobChecked(body, owner);
   } catch (const ApiError& e) {
     // Mistral answers every invalid JobIn field with a 422 validation error.
     if (e.status() != 400 || e.param().empty()) throw;
@@ -259,9 +271,10 @@ Json FineTuningService::CreateJob(const Json& body) {
   }
 }
 
-Json FineTuningService::CreateJobChecked(const Json& body) {
+Json FineTuningService::CreateJobChecked(const Json& body, const std::string& owner) {
   JobRecord job;
   job.id = NewUuid();
+  job.owner = owner;
   job.created_at = job.modified_at = UnixSeconds();
 
   // model: a served base model.
@@ -302,7 +315,7 @@ Json FineTuningService::CreateJobChecked(const Json& body) {
       throw ApiError::Validation("training_files", "Input should be a list of {file_id, weight}",
                                  "model_type");
     }
-    RequireFile(ref.file_id, "training_files");
+    RequireFile(ref.file_id, "training_files", owner);
     job.training_files.push_back(ref);
   }
   Json validation = body.contains("validation_files") ? body["validation_files"] : Json(nullptr);
@@ -320,7 +333,7 @@ Json FineTuningService::CreateJobChecked(const Json& body) {
         throw ApiError::Validation("validation_files", "Input should be a valid string",
                                    "string_type");
       }
-      RequireFile(id.get<std::string>(), "validation_files");
+      RequireFile(id.get<std::string>(), "validation_files", owner);
       job.validation_files.push_back(id.get<std::string>());
     }
   }
@@ -399,6 +412,7 @@ Json FineTuningService::CreateJobChecked(const Json& body) {
 Json FineTuningService::ListJobs(const http::HttpRequest& request) {
   const auto query = http::ParseQuery(request.query);
   JobFilter filter;
+  filter.owner = request.owner;
   filter.page = QueryInt(query, "page", 0, 0, 1 << 20);
   filter.page_size =
       QueryInt(query, "page_size", QueryInt(query, "limit", 100, 1, 10000), 1, 10000);
@@ -415,19 +429,19 @@ Json FineTuningService::ListJobs(const http::HttpRequest& request) {
           {"has_more", (filter.page + 1) * filter.page_size < total}};
 }
 
-Json FineTuningService::GetJob(const std::string& id) {
-  const JobRecord job = RequireJob(id);
+Json FineTuningService::GetJob(const std::string& id, const std::string& owner) {
+  const JobRecord job = RequireJob(id, owner);
   return DetailedJobJson(job, jobs_->Events(job.id), jobs_->Checkpoints(job.id));
 }
 
-Json FineTuningService::CancelJob(const std::string& id) {
-  RequireJob(id);
+Json FineTuningService::CancelJob(const std::string& id, const std::string& owner) {
+  RequireJob(id, owner);
   worker_->Cancel(id);  // a finished job stays as it is
-  return GetJob(id);
+  return GetJob(id, owner);
 }
 
-Json FineTuningService::StartJob(const std::string& id) {
-  const JobRecord job = RequireJob(id);
+Json FineTuningService::StartJob(const std::string& id, const std::string& owner) {
+  const JobRecord job = RequireJob(id, owner);
   if (job.status == job_status::kValidated) {
     jobs_->SetStatus(job.id, job_status::kQueued);
     worker_->Wake();
@@ -437,7 +451,7 @@ Json FineTuningService::StartJob(const std::string& id) {
                        "; only a job created with auto_start: false can be started",
                    "job_not_startable", "job_id");
   }
-  return GetJob(id);
+  return GetJob(id, owner);
 }
 
 }  // namespace bora::server

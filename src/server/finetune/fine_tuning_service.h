@@ -23,7 +23,8 @@ class StateDirInUse : public IoError {
 
 struct FineTuningOptions {
   std::string state_dir;
-  int train_threads = 0;  // 0: all cores
+  int train_threads = 0;                           // 0: all cores
+  int64_t upload_quota_bytes = int64_t{10} << 30;  // stored bytes per owner; 0: no quota
 };
 
 class FineTuningService {
@@ -42,26 +43,31 @@ class FineTuningService {
   void Stop();
 
   const std::string& state_dir() const { return state_dir_; }
+  // Where uploaded files live (and upload bodies stream to while they arrive).
+  std::string files_dir() const { return state_dir_ + "/files"; }
 
   // Handlers: each returns the response body or throws ApiError / bora errors.
   Json UploadFile(const http::HttpRequest& request);
   Json ListFiles(const http::HttpRequest& request);
-  Json GetFile(const std::string& id);
+  // `owner` (HttpRequest::owner): each tenant sees, uses and changes only its own files and
+  // jobs; another's id answers 404 as if it did not exist.
+  Json GetFile(const std::string& id, const std::string& owner);
   // The stored bytes; `filename` gets the uploaded name.
-  std::string FileContent(const std::string& id, std::string* filename);
-  Json DeleteFile(const std::string& id);
-  Json CreateJob(const Json& body);
+  std::string FileContent(const std::string& id, const std::string& owner, std::string* filename);
+  Json DeleteFile(const std::string& id, const std::string& owner);
+  Json CreateJob(const Json& body, const std::string& owner);
   Json ListJobs(const http::HttpRequest& request);
-  Json GetJob(const std::string& id);
-  Json CancelJob(const std::string& id);
-  Json StartJob(const std::string& id);
+  Json GetJob(const std::string& id, const std::string& owner);
+  Json CancelJob(const std::string& id, const std::string& owner);
+  Json StartJob(const std::string& id, const std::string& owner);
 
  private:
-  Json CreateJobChecked(const Json& body);
-  FileRecord RequireFile(const std::string& id, const std::string& field);
-  JobRecord RequireJob(const std::string& id);
+  Json CreateJobChecked(const Json& body, const std::string& owner);
+  FileRecord RequireFile(const std::string& id, const std::string& field, const std::string& owner);
+  JobRecord RequireJob(const std::string& id, const std::string& owner);
 
   std::string state_dir_;
+  int64_t upload_quota_bytes_ = 0;
   int lock_fd_ = -1;
   ModelHooks hooks_;
   std::unique_ptr<StateDb> db_;

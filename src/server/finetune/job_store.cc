@@ -9,7 +9,7 @@ namespace {
 constexpr const char* kColumns =
     "id, model, status, created_at, modified_at, auto_start, suffix, hyperparameters, "
     "training_files, validation_files, seed, fine_tuned_model, adapter_dir, trained_tokens, "
-    "metadata, error, finished_at";
+    "metadata, error, finished_at, owner";
 
 Json ParseStored(const SqlValue& value, Json otherwise) {
   const std::string text = SqlText(value);
@@ -41,6 +41,7 @@ JobRecord FromRow(const SqlRow& row) {
   job.metadata = ParseStored(row[14], Json::object());
   job.error = SqlText(row[15]);
   if (!SqlIsNull(row[16])) job.finished_at = SqlInt(row[16]);
+  job.owner = SqlText(row[17]);
   return job;
 }
 
@@ -70,6 +71,7 @@ JobStore::JobStore(StateDb& db) : db_(db) {
       "CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events (job_id, seq);"
       "CREATE TABLE IF NOT EXISTS job_checkpoints (job_id TEXT NOT NULL, step INTEGER NOT NULL, "
       "metrics TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (job_id, step));");
+  db_.EnsureColumn("jobs", "owner", "TEXT NOT NULL DEFAULT ''");
 }
 
 void JobStore::Create(const JobRecord& job) {
@@ -78,12 +80,12 @@ void JobStore::Create(const JobRecord& job) {
     files.push_back({{"file_id", ref.file_id}, {"weight", ref.weight}});
   db_.Transaction([&] {
     db_.Exec(std::string("INSERT INTO jobs (") + kColumns +
-                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              {job.id, job.model, job.status, job.created_at, job.modified_at,
               int64_t{job.auto_start ? 1 : 0}, OptionalText(job.suffix), job.hyperparameters.dump(),
               files.dump(), Json(job.validation_files).dump(), static_cast<int64_t>(job.seed),
               OptionalText(job.fine_tuned_model), job.adapter_dir, job.trained_tokens,
-              job.metadata.dump(), job.error, nullptr});
+              job.metadata.dump(), job.error, nullptr, job.owner});
     db_.Exec(
         "INSERT INTO job_events (job_id, name, step, data, created_at) VALUES (?, ?, NULL, ?, ?)",
         {job.id, std::string("status-updated"), Json{{"status", job.status}}.dump(),
@@ -101,9 +103,16 @@ std::optional<JobRecord> JobStore::Get(std::string_view id) {
 std::vector<JobRecord> JobStore::List(const JobFilter& f, int64_t* total) {
   const std::string where =
       " WHERE (? = '' OR model = ?) AND (? = '' OR status = ?) AND (? = '' OR suffix = ?) "
-      "AND created_at >= ?";
-  const std::vector<SqlValue> params = {f.model,  f.model,  f.status,       f.status,
-                                        f.suffix, f.suffix, f.created_after};
+      "AND created_at >= ? AND (? = 0 OR owner = ?)";
+  const std::vector<SqlValue> params = {f.model,
+                                        f.model,
+                                        f.status,
+                                        f.status,
+                                        f.suffix,
+                                        f.suffix,
+                                        f.created_after,
+                                        int64_t{f.owner ? 1 : 0},
+                                        f.owner.value_or("")};
   *total = SqlInt(db_.Query("SELECT COUNT(*) FROM jobs" + where, params)[0][0]);
   std::vector<SqlValue> paged = params;
   paged.push_back(f.page_size);

@@ -49,6 +49,7 @@ struct JobRecord {
   Json metadata = Json::object();  // train_tokens_per_step, train_tokens, data_tokens
   std::string error;               // why a job FAILED
   std::optional<int64_t> finished_at;
+  std::string owner;  // who created it: an API-key digest prefix, "" without keys
 };
 
 struct JobEvent {
@@ -64,6 +65,7 @@ struct JobCheckpoint {
 };
 
 struct JobFilter {
+  std::optional<std::string> owner;  // set: only this owner's jobs
   std::string model, status, suffix;
   int64_t created_after = 0;
   int64_t page = 0, page_size = 100;

@@ -179,4 +179,13 @@ void StateDb::Transaction(const std::function<void()>& body) {
   ExecScript("COMMIT");
 }
 
+void StateDb::EnsureColumn(const std::string& table, const std::string& column,
+                           const std::string& definition) {
+  // Table and column names are ours (never from a request); only values are ever bound.
+  for (const SqlRow& row : Query("PRAGMA table_info(" + table + ")")) {
+    if (SqlText(row[1]) == column) return;
+  }
+  Exec("ALTER TABLE " + table + " ADD COLUMN " + column + " " + definition);
+}
+
 }  // namespace bora::server

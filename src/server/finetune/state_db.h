@@ -43,6 +43,10 @@ class StateDb {
   std::vector<SqlRow> Query(const std::string& sql, const std::vector<SqlValue>& params = {});
   // Runs several `;`-separated statements without parameters (schema). Throws IoError.
   void ExecScript(const std::string& sql);
+  // Adds `column` (with its SQL `definition`) to `table` when a database from an older bora
+  // lacks it. Throws IoError.
+  void EnsureColumn(const std::string& table, const std::string& column,
+                    const std::string& definition);
   // Runs `body` inside one transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK when it throws),
   // holding the connection for the whole time. A nested call joins the enclosing transaction.
   void Transaction(const std::function<void()>& body);

@@ -1,6 +1,10 @@
 // Runs queued fine-tuning jobs through train::RunTune on one background thread.
 #include "server/finetune/training_worker.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +15,10 @@
 
 namespace bora::server {
 namespace {
+
+// Nice value of the fine-tuning threads (0 = normal, 19 = lowest): inference requests preempt
+// training steps whenever both want the CPU.
+constexpr int kTrainingNice = 10;
 
 namespace fs = std::filesystem;
 
@@ -158,6 +166,12 @@ bool TrainingWorker::Cancel(const std::string& id) {
 }
 
 void TrainingWorker::Loop() {
+  // Rule J8: training yields the CPU to inference. Linux keeps a nice value per thread and new
+  // threads inherit it, so the trainer's thread pool (created in this thread) runs at nice
+  // kTrainingNice too, while the engine and HTTP threads stay at 0.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kTrainingNice) != 0) {
+    std::fprintf(stderr, "bora serve: warning: cannot lower the fine-tuning threads' priority\n");
+  }
   for (;;) {
     std::optional<JobRecord> job;
     {

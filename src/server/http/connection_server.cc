@@ -480,6 +480,7 @@ bool ConnectionServer::ServeRequest(Connection& c) {
   c.out_sent = 0;
   HttpRequest& request = c.parser.request();
   request.peer = c.peer;
+  request.peer_closed = [fd = c.fd] { return PeerClosed(fd); };
   HttpResponse response;
   try {
     handler_(request, response);

@@ -125,6 +125,10 @@ std::string HttpRequest::Header(std::string_view name) const {
   return value != nullptr ? *value : std::string();
 }
 
+std::string_view HttpRequest::BodyView() const {
+  return spooled_body ? spooled_body->View() : std::string_view(body);
+}
+
 HttpRequestParser::HttpRequestParser(ParserLimits limits) : limits_(limits) {}
 
 void HttpRequestParser::Reset() {
@@ -235,7 +239,7 @@ size_t HttpRequestParser::Feed(std::string_view data) {
       }
       case Phase::kBodyFixed: {
         const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, rest.size()));
-        request_.body.append(rest.substr(0, take));
+        if (!AppendBody(rest.substr(0, take))) break;
         remaining_ -= take;
         used += take;
         if (remaining_ == 0) phase_ = Phase::kDone;
@@ -255,7 +259,7 @@ size_t HttpRequestParser::Feed(std::string_view data) {
       }
       case Phase::kChunkData: {
         const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, rest.size()));
-        request_.body.append(rest.substr(0, take));
+        if (!AppendBody(rest.substr(0, take))) break;
         remaining_ -= take;
         used += take;
         if (remaining_ == 0) phase_ = Phase::kChunkDataEnd;
@@ -374,18 +378,46 @@ void HttpRequestParser::OnHeaderLine(std::string_view line) {
   request_.headers.emplace_back(std::string(name), std::string(value));
 }
 
-size_t HttpRequestParser::BodyLimit() const {
+bool HttpRequestParser::IsUpload() const {
   const std::string& prefix = limits_.upload_path_prefix;
   if (limits_.max_upload_body_bytes == 0 || prefix.empty() || request_.method != "POST") {
-    return limits_.max_body_bytes;
+    return false;
   }
   const std::string& path = request_.path;
   // Whole path segments only, so "/v1/filesystem" does not get the upload limit of "/v1/files".
-  const bool under_prefix =
-      path.compare(0, prefix.size(), prefix) == 0 &&
-      (path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/');
-  return under_prefix ? std::max(limits_.max_body_bytes, limits_.max_upload_body_bytes)
-                      : limits_.max_body_bytes;
+  return path.compare(0, prefix.size(), prefix) == 0 &&
+         (path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/');
+}
+
+size_t HttpRequestParser::BodyLimit() const {
+  return IsUpload() ? std::max(limits_.max_body_bytes, limits_.max_upload_body_bytes)
+                    : limits_.max_body_bytes;
+}
+
+size_t HttpRequestParser::BodyBytes() const {
+  return request_.spooled_body ? request_.spooled_body->size() : request_.body.size();
+}
+
+bool HttpRequestParser::AppendBody(std::string_view bytes) {
+  if (!request_.spooled_body && !limits_.upload_spool_dir.empty() && IsUpload()) {
+    try {
+      request_.spooled_body = BodySpool::Create(limits_.upload_spool_dir);
+    } catch (const std::exception& error) {
+      Fail(507, error.what());
+      return false;
+    }
+  }
+  if (!request_.spooled_body) {
+    request_.body.append(bytes);
+    return true;
+  }
+  try {
+    request_.spooled_body->Append(bytes);
+  } catch (const std::exception& error) {
+    Fail(507, error.what());
+    return false;
+  }
+  return true;
 }
 
 void HttpRequestParser::OnHeadersEnd() {
@@ -441,7 +473,9 @@ void HttpRequestParser::OnHeadersEnd() {
       return Fail(413, "the request body is larger than " + std::to_string(limit) + " bytes");
     }
     remaining_ = length;
-    request_.body.reserve(static_cast<size_t>(std::min<uint64_t>(length, kMaxBodyReserve)));
+    if (!(IsUpload() && !limits_.upload_spool_dir.empty())) {
+      request_.body.reserve(static_cast<size_t>(std::min<uint64_t>(length, kMaxBodyReserve)));
+    }
     phase_ = length == 0 ? Phase::kDone : Phase::kBodyFixed;
     if (length == 0) request_.expect_continue = false;
     return;
@@ -471,7 +505,7 @@ void HttpRequestParser::OnChunkSizeLine(std::string_view line) {
     if ((u < 0x20 && u != '\t') || u == 0x7f) return Fail(400, "malformed chunk extension");
   }
   const size_t limit = BodyLimit();
-  if (size > limit - std::min(limit, request_.body.size())) {
+  if (size > limit - std::min(limit, BodyBytes())) {
     return Fail(413, "the request body is larger than " + std::to_string(limit) + " bytes");
   }
   if (size == 0) {

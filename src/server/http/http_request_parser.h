@@ -4,11 +4,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "server/http/body_spool.h"
 
 namespace bora::server::http {
 
@@ -20,17 +24,23 @@ struct HttpRequest {
   std::string query;   // after '?', raw
   int version_minor = 1;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  // de-chunked
+  std::string body;                         // de-chunked (empty when the body went to spooled_body)
+  std::shared_ptr<BodySpool> spooled_body;  // an upload streamed to disk, or null
   bool keep_alive = true;
   bool expect_continue = false;
   bool chunked = false;
-  std::string peer;                                // client IP, set by the server
+  std::string peer;  // client IP, set by the server
+  // Whether the client has closed the connection (set by the server; null: never asked).
+  std::function<bool()> peer_closed;
+  std::string owner;  // the tenant (API-key digest prefix, "" without keys), set by the server
   std::map<std::string, std::string> path_params;  // set by the router
 
   // The first value of a header, or nullptr.
   const std::string* FindHeader(std::string_view name) const;
   // The first value of a header, or "" when absent.
   std::string Header(std::string_view name) const;
+  // The body wherever it is: `body`, or the spooled file mapped read-only.
+  std::string_view BodyView() const;
 };
 
 struct ParserLimits {
@@ -43,6 +53,9 @@ struct ParserLimits {
   // max(max_body_bytes, max_upload_body_bytes). An empty prefix matches nothing.
   size_t max_upload_body_bytes = 0;
   std::string upload_path_prefix;
+  // When set, upload bodies are written to an unnamed file in this folder as they arrive
+  // (BodySpool) instead of memory; a failed write answers 507.
+  std::string upload_spool_dir;
 };
 
 // The value of a hexadecimal digit, or -1.
@@ -100,6 +113,11 @@ class HttpRequestParser {
   void OnTrailerLine(std::string_view line);
   // The body limit of the current request, known once its request line is parsed.
   size_t BodyLimit() const;
+  // Whether the current request is an upload (a POST under upload_path_prefix).
+  bool IsUpload() const;
+  // Adds body bytes to the request (or its spool); false after a failed spool write.
+  bool AppendBody(std::string_view bytes);
+  size_t BodyBytes() const;
 
   ParserLimits limits_;
   Phase phase_ = Phase::kRequestLine;

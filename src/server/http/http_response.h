@@ -17,6 +17,8 @@ class BodyWriter {
  public:
   virtual ~BodyWriter() = default;
   virtual bool Write(std::string_view data) = 0;
+  // Whether the peer is gone, checked without writing (streams poll it while idle).
+  virtual bool PeerClosed() { return false; }
 };
 
 struct HttpResponse {

@@ -65,4 +65,14 @@ const Router::Handler* Router::Find(HttpRequest& request) const {
   return nullptr;
 }
 
+std::vector<std::pair<std::string, std::string>> Router::Table() const {
+  std::vector<std::pair<std::string, std::string>> table;
+  for (const Route& route : routes_) {
+    std::string pattern;
+    for (const std::string& segment : route.segments) pattern += "/" + segment;
+    table.emplace_back(route.method, pattern.empty() ? "/" : pattern);
+  }
+  return table;
+}
+
 }  // namespace bora::server::http

@@ -23,6 +23,9 @@ class Router {
   // when no route matches.
   const Handler* Find(HttpRequest& request) const;
 
+  // Every route as {method, pattern}, in the order added (for the auth-matrix test and docs).
+  std::vector<std::pair<std::string, std::string>> Table() const;
+
  private:
   struct Route {
     std::string method;

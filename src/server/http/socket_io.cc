@@ -100,6 +100,14 @@ bool SendAll(int fd, std::string_view data, std::chrono::milliseconds stall_time
   return true;
 }
 
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+bool SocketBodyWriter::PeerClosed() { return failed_ || http::PeerClosed(fd_); }
+
 bool SocketBodyWriter::Write(std::string_view data) {
   if (failed_) return false;
   if (data.empty()) return true;

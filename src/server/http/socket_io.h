@@ -28,12 +28,17 @@ bool SendAll(int fd, std::string_view data, std::chrono::milliseconds stall_time
 // Sends what the socket takes now; returns the bytes sent, or -1 when the peer is gone.
 long SendSome(int fd, std::string_view data);
 
+// Whether the peer has closed (or reset) the connection, without reading from it: a poll for
+// POLLRDHUP/POLLHUP/POLLERR that does not wait (rule H5).
+bool PeerClosed(int fd);
+
 // A streamed response body on a socket, chunked (HTTP/1.1) or raw until close (HTTP/1.0).
 class SocketBodyWriter : public BodyWriter {
  public:
   SocketBodyWriter(int fd, bool chunked, std::chrono::milliseconds stall_timeout)
       : fd_(fd), chunked_(chunked), stall_timeout_(stall_timeout) {}
   bool Write(std::string_view data) override;
+  bool PeerClosed() override;
   bool failed() const { return failed_; }
 
  private:
