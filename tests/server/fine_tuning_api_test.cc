@@ -954,12 +954,8 @@ TEST_F(FineTuningApiTest, TenantsSeeOnlyTheirOwnFilesAndJobsWithinTheirQuota) {
   EXPECT_EQ(upload("tenant-b-key", "b.jsonl").status, 200);
 
   // An upload cut off mid-body: nothing stored, nothing left in the folder.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(server.port()));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int fd = ConnectLoopback(server.port());
+  ASSERT_GE(fd, 0);
   const std::string head =
       "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tenant-b-key\r\n"
       "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 500000\r\n\r\n"

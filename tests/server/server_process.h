@@ -10,6 +10,9 @@
 
 namespace bora::testing {
 
+// A blocking TCP socket connected to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port);
+
 class ServerProcess {
  public:
   // Runs `BORA_BINARY serve --port 0 ARGS...` with stderr in `log`, and waits (up to 30 s) for

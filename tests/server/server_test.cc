@@ -263,12 +263,8 @@ bool WaitForGauge(int port, const std::string& gauge, const std::string& want) {
 }
 
 TEST_F(ServerTest, AClientThatGoesAwayMidStreamCancelsItsRequest) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(server_->port()));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int fd = ConnectLoopback(server_->port());
+  ASSERT_GE(fd, 0);
   const std::string body = Chat({{"stream", true}, {"max_tokens", 200}, {"ignore_eos", true}}).dump();
   const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer secret\r\n"
                               "Content-Type: application/json\r\nContent-Length: " +
@@ -302,12 +298,8 @@ TEST_F(ServerTest, AClientThatGoesAwayBeforeAnUnstreamedAnswerCancelsItsRequest)
   ASSERT_NE(server.port(), 0);
   const int64_t before = Counter(server.port(), "bora_completion_tokens_total");
   ASSERT_EQ(before, 0);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(server.port()));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int fd = ConnectLoopback(server.port());
+  ASSERT_GE(fd, 0);
   const std::string body = Chat({{"max_tokens", 1900}, {"ignore_eos", true}}).dump();
   const std::string request =
       "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -107,16 +107,20 @@ TEST(TuneTest, LossFallsAndResumeFollowsTheSameCurve) {
   EXPECT_GT(b_norm, 0.0);
 }
 
-TEST(TuneTest, ResumeWithOtherSettingsIsRefused) {
-  BORA_REQUIRE_SHARED(shared);
-  testing::TempDir dir;
-  const std::string model_dir = dir.File("model");
+formats::ModelParams OneLayerParams() {
   formats::ModelParams params = model::PresetParams("tiny");
   params.n_layers = 1;
   params.layer_windows.assign(1, 0);
+  return params;
+}
+
+// A one-layer tiny model with the v3 tokenizer and 20 synthetic instruct records in `dir`; the
+// options of a short rank-4 run on it, writing to DIR/run.
+TuneOptions OneLayerRun(const std::string& shared, const testing::TempDir& dir) {
+  const std::string model_dir = dir.File("model");
   {
     ThreadPool pool(2);
-    model::WriteRandomModel(params, 1, model_dir, pool, false);
+    model::WriteRandomModel(OneLayerParams(), 1, model_dir, pool, false);
   }
   fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
                 model_dir + "/tokenizer.model.v3");
@@ -129,6 +133,13 @@ TEST(TuneTest, ResumeWithOtherSettingsIsRefused) {
   options.rank = 4;
   options.threads = 2;
   options.out_dir = dir.File("run");
+  return options;
+}
+
+TEST(TuneTest, ResumeWithOtherSettingsIsRefused) {
+  BORA_REQUIRE_SHARED(shared);
+  testing::TempDir dir;
+  TuneOptions options = OneLayerRun(shared, dir);
   TuneObserver quiet;
   RunTune(options, quiet);
   options.resume = true;
@@ -139,28 +150,11 @@ TEST(TuneTest, ResumeWithOtherSettingsIsRefused) {
 TEST(TuneTest, NonFiniteStepsAreSkippedAndThreeInARowStopTheRun) {
   BORA_REQUIRE_SHARED(shared);
   testing::TempDir dir;
-  const std::string model_dir = dir.File("model");
-  formats::ModelParams params = model::PresetParams("tiny");
-  params.n_layers = 1;
-  params.layer_windows.assign(1, 0);
-  {
-    ThreadPool pool(2);
-    model::WriteRandomModel(params, 1, model_dir, pool, false);
-  }
-  fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
-                model_dir + "/tokenizer.model.v3");
-  WriteSyntheticDataset(dir.File("train.jsonl"), SyntheticKind::kInstruct, 20, 1);
-  TuneOptions options;
-  options.model_dir = model_dir;
-  options.data.data = dir.File("train.jsonl");
-  options.data.seq_len = 64;
+  TuneOptions options = OneLayerRun(shared, dir);
   options.steps = 20;
-  options.rank = 4;
-  options.threads = 2;
   options.ckpt_every = 1;
   // Once B is non-zero, a LoRA delta scaled by 1e30 overflows float: the loss turns NaN.
   options.scaling = 1e30f;
-  options.out_dir = dir.File("run");
   TuneObserver quiet;
   try {
     RunTune(options, quiet);
@@ -176,7 +170,7 @@ TEST(TuneTest, NonFiniteStepsAreSkippedAndThreeInARowStopTheRun) {
     const std::string consolidated = CheckpointDir(options.out_dir, step) + "/consolidated";
     if (!fs::exists(consolidated + "/lora.safetensors")) continue;
     ++checkpoints;
-    EXPECT_NO_THROW(model::LoadLoraAdapter(consolidated, params)) << step;
+    EXPECT_NO_THROW(model::LoadLoraAdapter(consolidated, OneLayerParams())) << step;
   }
   EXPECT_GE(checkpoints, 3);
   EXPECT_LT(checkpoints, options.steps);
