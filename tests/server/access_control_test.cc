@@ -2,9 +2,7 @@
 // auth matrix over the server's own route table (user and admin keys), and per-key rate limits.
 #include "server/access_control.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 
 #include "server/http_server.h"
 #include "server/rate_limiter.h"
+#include "server/server_process.h"
 #include "testdata.h"
 
 namespace bora::server {
@@ -33,15 +32,8 @@ struct Reply {
 // One request on its own connection (Connection: close); the whole answer.
 Reply Send(int port, const std::string& request) {
   Reply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return reply;
-  }
+  const int fd = testing::ConnectLoopback(port);
+  if (fd < 0) return reply;
   send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string all;
   char buffer[65536];
