@@ -21,7 +21,7 @@ std::string HostName(const std::string& value) {
   std::string host = value;
   if (!host.empty() && host.front() == '[') {
     const size_t close = host.find(']');
-    host = close == std::string::npos ? "" : host.substr(0, close + 1);
+    if (close != std::string::npos) host = host.substr(0, close + 1);  // else kept: refused by name
   } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
     host = host.substr(0, colon);
   }
