@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -29,14 +30,15 @@ struct CheckGoldenFlags {
 // --dtype bf16|q8|q4: teacher-forced quality against the f32 goldens, with the exit rule of
 // dense models (q8 and bf16 at least as close as Mistral's own bf16 compute, q4 within 3x its
 // RMS error); MoE models are reported only (quantization flips expert choices).
-int RunQuality(const CheckGoldenFlags& flags, const model::GoldenSet& golden, const std::vector<std::string>& layouts,
+template <typename GoldenOf>
+int RunQuality(const CheckGoldenFlags& flags, GoldenOf golden_of, const std::vector<std::string>& layouts,
                int64_t needed_context) {
   const DType dtype = model::ParseWeightDType(flags.dtype);
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   bool passed = true;
   bool judged = false;
   if (!flags.json) {
-    std::printf("%-8s %-6s %-10s %-10s %-8s %-10s\n", "layout", "case", "max_abs", "rms_rel", "top1", "mean_kl");
+    std::printf("%-11s %-6s %-10s %-10s %-8s %-10s\n", "layout", "case", "max_abs", "rms_rel", "top1", "mean_kl");
   }
   double rule_rms = 0, rule_top1 = 0;
   for (const std::string& layout : layouts) {
@@ -45,6 +47,7 @@ int RunQuality(const CheckGoldenFlags& flags, const model::GoldenSet& golden, co
     options.threads = flags.threads;
     options.dtype = dtype;
     std::unique_ptr<model::Transformer> model = model::LoadModel((fs::path(flags.ref_dir) / layout).string(), options);
+    const model::GoldenSet& golden = golden_of(layout);
     double sum_sq_diff = 0, sum_sq_golden = 0, worst_top1 = 1;
     for (const model::GoldenCase& golden_case : golden.cases) {
       model::GoldenQuality q = model::MeasureGoldenQuality(*model, golden_case);
@@ -54,7 +57,7 @@ int RunQuality(const CheckGoldenFlags& flags, const model::GoldenSet& golden, co
       results.push_back({{"layout", layout}, {"case", q.name}, {"rows", q.rows}, {"max_abs_diff", q.max_abs_diff},
                          {"rms_rel", q.rms_rel()}, {"top1_agreement", q.top1_agreement}, {"mean_kl", q.mean_kl}});
       if (!flags.json) {
-        std::printf("%-8s %-6s %-10.4f %-10.5f %-8.4f %-10.3e\n", layout.c_str(), q.name.c_str(), q.max_abs_diff,
+        std::printf("%-11s %-6s %-10.4f %-10.5f %-8.4f %-10.3e\n", layout.c_str(), q.name.c_str(), q.max_abs_diff,
                     q.rms_rel(), q.top1_agreement, q.mean_kl);
       }
     }
@@ -66,11 +69,11 @@ int RunQuality(const CheckGoldenFlags& flags, const model::GoldenSet& golden, co
       const bool ok = overall_rms <= rule_rms && worst_top1 >= rule_top1;
       passed = passed && ok;
       if (!flags.json) {
-        std::printf("%-8s all    rms_rel %.5f (limit %.5f), worst top1 %.4f (limit %.4f): %s\n", layout.c_str(),
+        std::printf("%-11s all    rms_rel %.5f (limit %.5f), worst top1 %.4f (limit %.4f): %s\n", layout.c_str(),
                     overall_rms, rule_rms, worst_top1, rule_top1, ok ? "PASS" : "FAIL");
       }
     } else if (!flags.json) {
-      std::printf("%-8s all    rms_rel %.5f, worst top1 %.4f (reported only: %s)\n", layout.c_str(), overall_rms,
+      std::printf("%-11s all    rms_rel %.5f, worst top1 %.4f (reported only: %s)\n", layout.c_str(), overall_rms,
                   worst_top1, model->params().moe ? "MoE routing flips under quantization" : "no bf16 reference");
     }
   }
@@ -83,39 +86,64 @@ int RunQuality(const CheckGoldenFlags& flags, const model::GoldenSet& golden, co
   return passed ? 0 : 1;
 }
 
+// Every layout bora knows, and the golden folder each is checked against.
+constexpr std::pair<const char*, const char*> kLayouts[] = {
+    {"mistral", "golden"}, {"hf", "golden"}, {"hf-mistral3", "golden"}, {"mistral-fp8", "golden-fp8"},
+    {"hf-fp8", "golden-fp8"}};
+
+std::string GoldenDirOf(const std::string& layout) {
+  for (const auto& [name, golden] : kLayouts) {
+    if (layout == name) return golden;
+  }
+  throw InvalidArgument("unknown layout \"" + layout + "\"");
+}
+
 int RunCheckGolden(const CheckGoldenFlags& flags) {
-  model::GoldenSet golden = model::ReadGoldenSet((fs::path(flags.ref_dir) / "golden").string());
   std::vector<std::string> layouts;
-  for (const char* name : {"mistral", "hf"}) {
+  for (const auto& [name, golden_dir] : kLayouts) {
     if (flags.layout != "all" && flags.layout != name) continue;
     if (fs::is_directory(fs::path(flags.ref_dir) / name)) {
+      if (!fs::is_directory(fs::path(flags.ref_dir) / golden_dir)) {
+        throw IoError(flags.ref_dir + ": has " + name + "/ but no " + golden_dir + "/ to check it against");
+      }
       layouts.push_back(name);
     } else if (flags.layout != "all") {
       throw IoError(flags.ref_dir + ": has no " + name + "/ folder");
     }
   }
-  if (layouts.empty()) throw IoError(flags.ref_dir + ": has neither mistral/ nor hf/ model folder");
-  int64_t needed_context = 1;
-  for (const auto& golden_case : golden.cases) {
-    needed_context = std::max<int64_t>(needed_context,
-                                       golden_case.prompt_tokens.size() + golden_case.greedy_tokens.size());
+  if (layouts.empty()) throw IoError(flags.ref_dir + ": has no model folder of a known layout (mistral/, hf/, ...)");
+  // One golden set per folder, read once.
+  std::map<std::string, model::GoldenSet> goldens;
+  for (const std::string& layout : layouts) {
+    const std::string dir = GoldenDirOf(layout);
+    if (!goldens.count(dir)) goldens.emplace(dir, model::ReadGoldenSet((fs::path(flags.ref_dir) / dir).string()));
   }
+  int64_t needed_context = 1;
+  for (const auto& [dir, golden] : goldens) {
+    for (const auto& golden_case : golden.cases) {
+      needed_context = std::max<int64_t>(needed_context,
+                                         golden_case.prompt_tokens.size() + golden_case.greedy_tokens.size());
+    }
+  }
+  auto golden_of = [&](const std::string& layout) -> const model::GoldenSet& { return goldens.at(GoldenDirOf(layout)); };
 
-  if (flags.dtype != "f32") return RunQuality(flags, golden, layouts, needed_context);
+  if (flags.dtype != "f32") return RunQuality(flags, golden_of, layouts, needed_context);
 
   bool all_passed = true;
   nlohmann::ordered_json report = {{"ref_dir", flags.ref_dir}, {"tolerance", model::kGoldenTolerance}};
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   if (!flags.json) {
-    std::printf("%-8s %-6s %-14s %-14s %-14s %-14s %-12s %s\n", "layout", "case", "token-by-token",
+    std::printf("%-11s %-6s %-14s %-14s %-14s %-14s %-12s %s\n", "layout", "case", "token-by-token",
                 ("chunked-" + std::to_string(flags.chunk)).c_str(), "one-shot", "decode", "greedy", "result");
   }
   for (const std::string& layout : layouts) {
     model::LoadOptions options;
     options.context = std::max<int64_t>(4096, needed_context);
     options.threads = flags.threads;
+    options.dtype = DType::kF32;
     std::unique_ptr<model::Transformer> model =
         model::LoadModel((fs::path(flags.ref_dir) / layout).string(), options);
+    const model::GoldenSet& golden = golden_of(layout);
     if (model->params().vocab_size != golden.vocab_size) {
       throw FormatError(flags.ref_dir + "/" + layout + ": model vocabulary " + std::to_string(model->params().vocab_size) +
                         " differs from the goldens' " + std::to_string(golden.vocab_size));
@@ -137,7 +165,7 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
                                  ? std::to_string(golden_case.greedy_tokens.size()) + "/" +
                                        std::to_string(golden_case.greedy_tokens.size()) + " ok"
                                  : "differs@" + std::to_string(result.first_greedy_mismatch);
-        std::printf("%-8s %-6s", layout.c_str(), result.name.c_str());
+        std::printf("%-11s %-6s", layout.c_str(), result.name.c_str());
         for (const auto& path : result.paths) std::printf(" %-14.3e", path.max_abs_diff);
         std::printf(" %-12s %s\n", greedy.c_str(), result.passed() ? "PASS" : "FAIL");
       }
@@ -161,13 +189,14 @@ Command RegisterCheckGolden(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "check-golden",
       "Check bora's logits against golden outputs of Mistral's reference code.\n"
-      "REF_DIR holds golden/golden.json with its .bin files and one or both model folders\n"
-      "mistral/ and hf/. Every case runs as one-shot, chunked and token-by-token prefill plus\n"
+      "REF_DIR holds golden/golden.json with its .bin files and model folders of the layouts\n"
+      "mistral/, hf/, hf-mistral3/ (checked against golden/), mistral-fp8/ and hf-fp8/ (against\n"
+      "golden-fp8/); without --layout every one present is checked. Every case runs as one-shot, chunked and token-by-token prefill plus\n"
       "KV-cache decode; exits 1 if any logit differs by more than 1e-4 or a greedy token differs.");
   sub->add_option("REF_DIR", flags->ref_dir, "Reference folder (e.g. ../shared/reference-models/tiny-dense)")
       ->required();
   sub->add_option("--layout", flags->layout, "Which model folder to check")
-      ->check(CLI::IsMember({"mistral", "hf", "all"}))
+      ->check(CLI::IsMember({"mistral", "hf", "hf-mistral3", "mistral-fp8", "hf-fp8", "all"}))
       ->capture_default_str();
   sub->add_flag("--json", flags->json, "Print a JSON report instead of a table");
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));

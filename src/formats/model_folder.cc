@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/float16.h"
+#include <cmath>
 
 namespace bora::formats {
 namespace {
@@ -147,7 +149,30 @@ ModelFolder InspectModelFolder(const std::string& dir_text) {
   return folder;
 }
 
-std::string HfToNativeName(const std::string& hf, const std::string& file_name) {
+std::string HfToNativeName(const std::string& hf_name, const std::string& file_name, bool language_model_prefix) {
+  // FP8 scales: the weight's name with the scale's native suffix.
+  static const std::pair<const char*, const char*> kScales[] = {
+      {".weight_scale_inv", ".qscale_weight"}, {".weight_scale", ".qscale_weight"}, {".activation_scale", ".qscale_act"}};
+  for (const auto& [hf_suffix, native_suffix] : kScales) {
+    const std::string suffix = hf_suffix;
+    if (hf_name.size() > suffix.size() && hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const std::string weight = HfToNativeName(hf_name.substr(0, hf_name.size() - suffix.size()) + ".weight",
+                                                file_name, language_model_prefix);
+      if (weight.empty()) return "";
+      return weight.substr(0, weight.size() - std::string(".weight").size()) + native_suffix;
+    }
+  }
+  std::string hf = hf_name;
+  if (language_model_prefix) {
+    static const std::string kPrefix = "model.language_model.";
+    if (hf.rfind(kPrefix, 0) == 0) {
+      hf = "model." + hf.substr(kPrefix.size());
+    } else if (hf.rfind("model.vision_tower.", 0) == 0 || hf.rfind("model.multi_modal_projector.", 0) == 0) {
+      return "";  // the vision tower (transformers 5 names): skipped until bora reads images
+    } else if (hf != "lm_head.weight" && !IsVisionTensor(hf)) {
+      throw FormatError(file_name + ": unexpected tensor \"" + hf_name + "\" (the text model is under model.language_model.)");
+    }
+  }
   if (hf == "model.embed_tokens.weight") return "tok_embeddings.weight";
   if (hf == "model.norm.weight") return "norm.weight";
   if (hf == "lm_head.weight") return "output.weight";
@@ -200,7 +225,7 @@ std::vector<uint8_t> UnpermuteHfRope(std::span<const uint8_t> hf_rows, int64_t n
   return native;
 }
 
-CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder) {
+CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target) {
   CheckpointTensors result;
   const bool hf = folder.layout == CheckpointLayout::kHuggingFace;
   const ModelParams& params = folder.params;
@@ -211,7 +236,7 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder) {
     for (const TensorInfo& info : file.header().tensors) {
       std::string name = info.name;
       if (hf) {
-        name = HfToNativeName(info.name, path);
+        name = HfToNativeName(info.name, path, params.hf_language_model_prefix);
         if (name.empty()) continue;
       } else if (IsVisionTensor(name)) {
         continue;
@@ -233,6 +258,7 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder) {
       }
     }
   }
+  result.DequantizeFp8(folder, fp8_target);
   if (hf) {
     // Un-permute q/k rows so the model can use interleaved-pair RoPE for both layouts.
     for (int64_t layer = 0; layer < params.n_layers; ++layer) {
@@ -242,20 +268,155 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder) {
         auto it = result.tensors_.find(name);
         if (it == result.tensors_.end()) continue;  // reported as missing by Get()
         Entry& entry = *it->second;
-        TensorView view = entry.file->View(*entry.info);
-        if (view.info->shape.size() != 2 || view.info->shape[0] != heads * params.head_dim) continue;  // Get() reports
-        entry.owned = UnpermuteHfRope(view.bytes, heads, params.head_dim, view.info->shape[1], DTypeSize(view.dtype));
+        const std::vector<int64_t>& shape = entry.info->shape;
+        if (shape.size() != 2 || shape[0] != heads * params.head_dim) continue;  // Get() reports
+        if (entry.dequantized) {
+          entry.owned = UnpermuteHfRope(entry.owned, heads, params.head_dim, shape[1], DTypeSize(entry.owned_dtype));
+        } else {
+          TensorView view = entry.file->View(*entry.info);
+          entry.owned = UnpermuteHfRope(view.bytes, heads, params.head_dim, shape[1], DTypeSize(view.dtype));
+        }
       }
     }
-    if (params.tie_embeddings && !result.Contains("output.weight") && result.Contains("tok_embeddings.weight")) {
-      const Entry& embedding = *result.tensors_.at("tok_embeddings.weight");
-      auto tied = std::make_unique<Entry>();
-      tied->file = embedding.file;
-      tied->info = embedding.info;
+  }
+  if (params.tie_embeddings) {
+    // Tied models (Ministral 3 3B): the output projection is the embedding table.
+    if (result.Contains("output.weight")) {
+      throw FormatError(folder.config_file + ": the model has tied embeddings but the weights also hold an output "
+                        "projection (output.weight / lm_head.weight); which one is meant is ambiguous");
+    }
+    auto it = result.tensors_.find("tok_embeddings.weight");
+    if (it != result.tensors_.end()) {
+      auto tied = std::make_unique<Entry>(*it->second);
       result.tensors_.emplace("output.weight", std::move(tied));
     }
   }
   return result;
+}
+
+float Fp8ToF32(uint8_t byte, bool e5m2) {
+  const float sign = (byte & 0x80) ? -1.0f : 1.0f;
+  if (e5m2) {
+    const int exponent = (byte >> 2) & 0x1F, mantissa = byte & 0x3;
+    if (exponent == 0x1F) return mantissa == 0 ? sign * INFINITY : NAN;
+    if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa) / 4.0f, -14);
+    return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 4.0f, exponent - 15);
+  }
+  const int exponent = (byte >> 3) & 0xF, mantissa = byte & 0x7;
+  if (exponent == 0xF && mantissa == 0x7) return NAN;
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa) / 8.0f, -6);
+  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
+}
+
+namespace {
+
+std::string ShapeText(const std::vector<int64_t>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + std::to_string(dims[i]);
+  return text + "]";
+}
+
+// The float32 values of a scale tensor (F32 or BF16); FormatError for other dtypes or
+// non-finite / non-positive values.
+std::vector<float> ScaleValues(const TensorView& view, const std::string& where) {
+  if (view.dtype != DType::kF32 && view.dtype != DType::kBF16) {
+    throw Unsupported(where + ": scale dtype " + view.info->dtype_name + " is not supported (F32 or BF16)");
+  }
+  const int64_t count = view.NumElements();
+  std::vector<float> values(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    if (view.dtype == DType::kF32) {
+      std::memcpy(&values[i], view.bytes.data() + 4 * i, 4);
+    } else {
+      uint16_t bits;
+      std::memcpy(&bits, view.bytes.data() + 2 * i, 2);
+      const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+      std::memcpy(&values[i], &wide, 4);
+    }
+    if (!std::isfinite(values[i]) || !(values[i] > 0)) {
+      throw FormatError(where + ": scale " + std::to_string(values[i]) + " is not a finite positive number");
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+void CheckpointTensors::DequantizeFp8(const ModelFolder& folder, DType target) {
+  const bool declared = folder.params.quantization == WeightQuantization::kFp8;
+  std::vector<std::string> scale_names;
+  for (auto& [name, entry_pointer] : tensors_) {
+    Entry& entry = *entry_pointer;
+    const std::string& dtype = entry.info->dtype_name;
+    const std::string where = entry.file->path() + ": tensor \"" + entry.info->name + "\"";
+    if (dtype != "F8_E4M3" && dtype != "F8_E5M2") continue;
+    if (!declared) {
+      throw FormatError(where + " is " + dtype + " but " + folder.config_file +
+                        " declares no FP8 quantization (params.json quantization / config.json quantization_config)");
+    }
+    const std::string suffix = ".weight";
+    if (entry.info->shape.size() != 2 || name.size() <= suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      throw Unsupported(where + ": FP8 is supported for 2-D linear weights only");
+    }
+    const std::string stem = name.substr(0, name.size() - suffix.size());
+    auto scale_it = tensors_.find(stem + ".qscale_weight");
+    if (scale_it == tensors_.end()) {
+      throw FormatError(where + " is " + dtype + " without its scale (qscale_weight / weight_scale_inv)");
+    }
+    const Entry& scale_entry = *scale_it->second;
+    const TensorView scale_view = scale_entry.file->View(*scale_entry.info);
+    const std::string scale_where = scale_entry.file->path() + ": scale \"" + scale_entry.info->name + "\"";
+    const std::vector<float> scales = ScaleValues(scale_view, scale_where);
+    const int64_t rows = entry.info->shape[0], cols = entry.info->shape[1];
+    const std::vector<int64_t>& scale_shape = scale_entry.info->shape;
+    // Per tensor ([] or [1]) or per output row ([rows] or [rows, 1]); block scales are refused.
+    bool per_row = false;
+    if (scale_shape.empty() || scale_shape == std::vector<int64_t>{1}) {
+      per_row = false;
+    } else if (scale_shape == std::vector<int64_t>{rows} || scale_shape == std::vector<int64_t>{rows, 1}) {
+      per_row = true;
+    } else {
+      throw Unsupported(scale_where + " has shape " + ShapeText(scale_shape) + " for a weight of shape " +
+                        ShapeText(entry.info->shape) +
+                        "; bora reads per-tensor and per-row FP8 scales (128x128 block scales belong to Mistral "
+                        "Small 4 / Large 3, not supported yet)");
+    }
+    if (auto act_it = tensors_.find(stem + ".qscale_act"); act_it != tensors_.end()) {
+      const Entry& act = *act_it->second;
+      const std::string act_where = act.file->path() + ": activation scale \"" + act.info->name + "\"";
+      if (act.info->shape.size() > 1 || (act.info->shape.size() == 1 && act.info->shape[0] != 1)) {
+        throw Unsupported(act_where + " has shape " + ShapeText(act.info->shape) + "; per-tensor activation scales only");
+      }
+      ScaleValues(act.file->View(*act.info), act_where);  // validated, then unused on CPU
+      scale_names.push_back(stem + ".qscale_act");
+    }
+    scale_names.push_back(stem + ".qscale_weight");
+    const bool e5m2 = dtype == "F8_E5M2";
+    float table[256];
+    for (int b = 0; b < 256; ++b) table[b] = Fp8ToF32(static_cast<uint8_t>(b), e5m2);
+    const uint8_t* source = entry.file->RawBytes(*entry.info).data();
+    entry.owned.resize(static_cast<size_t>(rows * cols) * DTypeSize(target));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float scale = scales[per_row ? r : 0];
+      for (int64_t c = 0; c < cols; ++c) {
+        const float value = table[source[r * cols + c]];
+        if (!std::isfinite(value)) {
+          throw FormatError(where + ": element [" + std::to_string(r) + ", " + std::to_string(c) + "] is not finite");
+        }
+        const float weight = value * scale;
+        if (target == DType::kF32) {
+          std::memcpy(entry.owned.data() + 4 * (r * cols + c), &weight, 4);
+        } else {
+          const uint16_t bits = F32ToBf16(weight);
+          std::memcpy(entry.owned.data() + 2 * (r * cols + c), &bits, 2);
+        }
+      }
+    }
+    entry.owned_dtype = target;
+    entry.dequantized = true;
+  }
+  for (const std::string& name : scale_names) tensors_.erase(name);
 }
 
 TensorView CheckpointTensors::Get(const std::string& native_name, const std::vector<int64_t>& shape) const {
@@ -270,12 +431,19 @@ TensorView CheckpointTensors::Get(const std::string& native_name, const std::vec
                       shape_text(shape) + "; does the config match the weights?");
   }
   const Entry& entry = *it->second;
-  TensorView view = entry.file->View(*entry.info);
+  TensorView view;
+  if (entry.dequantized) {
+    view.info = entry.info;
+    view.dtype = entry.owned_dtype;
+  } else {
+    view = entry.file->View(*entry.info);
+  }
   if (view.info->shape != shape) {
     throw FormatError(entry.file->path() + ": tensor \"" + entry.info->name + "\" has shape " +
                       shape_text(view.info->shape) + ", the config implies " + shape_text(shape));
   }
   if (!entry.owned.empty()) view.bytes = std::span<const uint8_t>(entry.owned);
+  if (entry.dequantized) view.dtype = entry.owned_dtype;
   return view;
 }
 

@@ -33,7 +33,11 @@ ModelFolder InspectModelFolder(const std::string& dir);
 // RoPE order (into owned copies; every other view points into the mapped files).
 class CheckpointTensors {
  public:
-  static CheckpointTensors Open(const ModelFolder& folder);
+  // FP8 weights (F8_E4M3/F8_E5M2 with their qscale_weight / weight_scale_inv) are dequantized
+  // here, value x scale in float32, into owned copies of `fp8_target` (kF32: exact; kBF16: the
+  // product rounded to bf16, exact when the scale has at most 4 significant bits). Activation
+  // scales are checked and dropped: CPU matmuls run on unquantized activations.
+  static CheckpointTensors Open(const ModelFolder& folder, DType fp8_target = DType::kBF16);
 
   // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
   TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
@@ -52,15 +56,25 @@ class CheckpointTensors {
   struct Entry {
     const SafetensorsFile* file = nullptr;
     const TensorInfo* info = nullptr;
-    std::vector<uint8_t> owned;  // un-permuted copy for HF q/k projections
+    std::vector<uint8_t> owned;  // un-permuted copy for HF q/k projections, dequantized FP8
+    DType owned_dtype = DType::kF32;  // dtype of `owned` when it holds dequantized FP8
+    bool dequantized = false;
   };
+  void DequantizeFp8(const ModelFolder& folder, DType target);
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> tensors_;
 };
 
 // Maps a Hugging Face tensor name to its Mistral-native name; "" for names bora ignores
-// (rotary caches); throws FormatError for unknown names.
-std::string HfToNativeName(const std::string& hf_name, const std::string& file_name);
+// (rotary caches, the vision tower); throws FormatError for unknown names. With
+// `language_model_prefix` (Mistral3ForConditionalGeneration) the text model is under
+// model.language_model.*. FP8 scales map too: *.weight_scale_inv and *.weight_scale ->
+// *.qscale_weight, *.activation_scale -> *.qscale_act.
+std::string HfToNativeName(const std::string& hf_name, const std::string& file_name,
+                           bool language_model_prefix = false);
+
+// float32 value of one FP8 byte (E4M3: bias 7, no infinities, 0x7F/0xFF NaN; E5M2: bias 15).
+float Fp8ToF32(uint8_t byte, bool e5m2);
 
 // Reorders the rows of one HF q/k projection [n_heads*head_dim, cols] (any 2-byte or 4-byte
 // dtype) from half-split RoPE order to interleaved-pair order:

@@ -94,6 +94,111 @@ int64_t DefaultHeadDim(const ConfigReader& reader, const ModelParams& params) {
   return params.dim / params.n_heads;
 }
 
+// What a config key means to bora. Anything not in a table is refused by name.
+struct KeyTable {
+  std::initializer_list<const char*> understood;  // read by the parser
+  std::initializer_list<const char*> harmless;    // metadata that cannot change the numbers
+  // Features of other model families: refused naming the family unless null.
+  std::initializer_list<std::pair<const char*, const char*>> families;
+};
+
+bool InList(std::initializer_list<const char*> list, const std::string& key) {
+  for (const char* entry : list) {
+    if (key == entry) return true;
+  }
+  return false;
+}
+
+// Throws Unsupported naming the first key of `object` (at `where`, "" for the top level) that
+// is neither understood nor harmless.
+void CheckKeys(const ConfigReader& reader, const Json& object, const std::string& where, const KeyTable& table) {
+  for (const auto& [key, value] : object.items()) {
+    if (InList(table.understood, key) || InList(table.harmless, key)) continue;
+    const char* family = nullptr;
+    for (const auto& [family_key, family_name] : table.families) {
+      if (key == family_key) family = family_name;
+    }
+    if (family != nullptr) {
+      if (value.is_null()) continue;
+      throw Unsupported(reader.file() + ": \"" + where + key + "\" is " + family + ", which bora does not run yet");
+    }
+    throw Unsupported(reader.file() + ": unknown key \"" + where + key +
+                      "\"; bora refuses configs it does not fully understand rather than compute wrong answers");
+  }
+}
+
+// Keys that mark models bora does not run, in both formats.
+constexpr std::pair<const char*, const char*> kMlaFamily[] = {
+    {"q_lora_rank", "multi-head latent attention (Mistral Small 4 / Mistral Large 3)"},
+    {"kv_lora_rank", "multi-head latent attention (Mistral Small 4 / Mistral Large 3)"},
+    {"qk_nope_head_dim", "multi-head latent attention (Mistral Small 4 / Mistral Large 3)"},
+    {"qk_rope_head_dim", "multi-head latent attention (Mistral Small 4 / Mistral Large 3)"},
+    {"v_head_dim", "multi-head latent attention (Mistral Small 4 / Mistral Large 3)"},
+};
+
+double FiniteNumber(const ConfigReader& reader, const Json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) reader.Fail("\"" + where + key + "\" is missing");
+  if (!it->is_number() || !std::isfinite(it->get<double>())) reader.Fail("\"" + where + key + "\" must be a finite number");
+  return it->get<double>();
+}
+
+bool Bool(const ConfigReader& reader, const Json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) reader.Fail("\"" + where + key + "\" is missing");
+  if (!it->is_boolean()) reader.Fail("\"" + where + key + "\" must be true or false");
+  return it->get<bool>();
+}
+
+const Json* Present(const Json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+// transformers' get_mscale: the YaRN magnitude for a context extended `scale` times.
+double YarnMscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+// params.json `yarn` {factor, original_max_position_embeddings, beta, alpha, apply_scale}: all
+// five are required (transformers' params.json schema); beta is beta_fast, alpha beta_slow.
+YarnParams ParseMistralYarn(const ConfigReader& reader, const Json& yarn) {
+  if (!yarn.is_object()) reader.Fail("\"yarn\" must be an object");
+  CheckKeys(reader, yarn, "yarn.", {{"factor", "original_max_position_embeddings", "beta", "alpha", "apply_scale"}, {}, {}});
+  YarnParams params;
+  params.factor = FiniteNumber(reader, yarn, "factor", "yarn.");
+  params.original_max_positions = reader.Int(yarn, "original_max_position_embeddings", "yarn.");
+  params.beta_fast = FiniteNumber(reader, yarn, "beta", "yarn.");
+  params.beta_slow = FiniteNumber(reader, yarn, "alpha", "yarn.");
+  // apply_scale true: transformers' conversion sets mscale_all_dim 0, i.e. get_mscale(factor).
+  params.attention_factor = Bool(reader, yarn, "apply_scale", "yarn.") ? YarnMscale(params.factor, 1.0) : 1.0;
+  return params;
+}
+
+Llama4Scaling ParseMistralLlama4(const ConfigReader& reader, const Json& scaling) {
+  if (!scaling.is_object()) reader.Fail("\"llama_4_scaling\" must be an object");
+  CheckKeys(reader, scaling, "llama_4_scaling.", {{"beta", "original_max_position_embeddings"}, {}, {}});
+  return Llama4Scaling{FiniteNumber(reader, scaling, "beta", "llama_4_scaling."),
+                       reader.Int(scaling, "original_max_position_embeddings", "llama_4_scaling.")};
+}
+
+// params.json `quantization`: FP8 e4m3 weights with per-tensor scales. Activation scales
+// (qscheme_act TENSOR) are not used on CPU; NO_SCALES means there are none.
+WeightQuantization ParseMistralQuantization(const ConfigReader& reader, const Json& quantization) {
+  if (!quantization.is_object()) reader.Fail("\"quantization\" must be an object");
+  CheckKeys(reader, quantization, "quantization.", {{"qformat_weight", "qscheme_act"}, {}, {}});
+  const Json* format = Present(quantization, "qformat_weight");
+  if (format == nullptr || *format != "fp8_e4m3") {
+    throw Unsupported(reader.file() + ": quantization.qformat_weight " + (format ? format->dump() : "(missing)") +
+                      " is not supported (fp8_e4m3 only)");
+  }
+  if (const Json* act = Present(quantization, "qscheme_act")) {
+    if (*act != "TENSOR" && *act != "NO_SCALES") {
+      throw Unsupported(reader.file() + ": quantization.qscheme_act " + act->dump() +
+                        " is not supported (TENSOR or NO_SCALES)");
+    }
+  }
+  return WeightQuantization::kFp8;
+}
+
 }  // namespace
 
 bool ModelParams::HasSlidingWindow() const {
@@ -115,6 +220,20 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   if (reader.Has("lora")) {
     throw Unsupported(file_name + ": checkpoints that embed LoRA layers are not supported yet; merge the adapter first");
   }
+  static constexpr std::pair<const char*, const char*> kFamilies[] = {
+      kMlaFamily[0], kMlaFamily[1], kMlaFamily[2], kMlaFamily[3], kMlaFamily[4],
+      {"quantization_config", "compressed-tensors quantization (FP8 128x128 block scales: Mistral Small 4 / Large 3)"},
+      {"audio_encoder", "an audio encoder (Voxtral)"},
+      {"whisper_model_args", "an audio encoder (Voxtral)"},
+  };
+  CheckKeys(reader, root, "",
+            {{"dim", "n_layers", "head_dim", "hidden_dim", "n_heads", "n_kv_heads", "norm_eps", "vocab_size",
+              "rope_theta", "sliding_window", "_sliding_window", "max_seq_len", "max_position_embeddings", "moe",
+              "tied_embeddings", "yarn", "llama_4_scaling", "quantization", "model_type", "lora", "vision_encoder",
+              "multimodal"},
+             {"max_batch_size"},
+             {kFamilies[0], kFamilies[1], kFamilies[2], kFamilies[3], kFamilies[4], kFamilies[5], kFamilies[6],
+              kFamilies[7]}});
   ModelParams params;
   params.dim = reader.Int("dim");
   params.n_layers = reader.Int("n_layers");
@@ -125,6 +244,19 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   params.vocab_size = reader.Int("vocab_size");
   params.norm_eps = reader.Number("norm_eps");
   if (reader.Has("max_seq_len")) params.max_positions = reader.Int("max_seq_len");
+  if (reader.Has("max_position_embeddings")) params.max_positions = reader.Int("max_position_embeddings");
+  if (const Json* tied = Present(root, "tied_embeddings")) {
+    if (!tied->is_boolean()) reader.Fail("\"tied_embeddings\" must be true or false");
+    params.tie_embeddings = tied->get<bool>();
+  }
+  if (const Json* yarn = Present(root, "yarn")) params.yarn = ParseMistralYarn(reader, *yarn);
+  if (const Json* scaling = Present(root, "llama_4_scaling")) params.llama4_scaling = ParseMistralLlama4(reader, *scaling);
+  if (const Json* quantization = Present(root, "quantization")) {
+    params.quantization = ParseMistralQuantization(reader, *quantization);
+  }
+  if (Present(root, "vision_encoder") || Present(root, "multimodal")) {
+    params.notes.push_back(file_name + ": vision encoder skipped (bora reads text only until it reads images)");
+  }
 
   const char* window_key = reader.Has("sliding_window") ? "sliding_window" : "_sliding_window";
   if (params.n_layers > 0 && params.n_layers <= kMaxLayers) {
@@ -152,6 +284,13 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   if (reader.Has("moe")) {
     const Json& moe = root.at("moe");
     if (!moe.is_object()) reader.Fail("\"moe\" must be an object");
+    static constexpr const char* kShared = "a Mistral Small 4 / Large 3 mixture of experts (shared experts, groups)";
+    CheckKeys(reader, moe, "moe.",
+              {{"num_experts", "num_experts_per_tok"},
+               {},
+               {{"num_shared_experts", kShared}, {"first_k_dense_replace", kShared}, {"expert_hidden_dim", kShared},
+                {"routed_scale", kShared}, {"num_expert_groups", kShared}, {"num_expert_groups_per_tok", kShared},
+                {"route_every_n", kShared}, {"expert_parallel", kShared}, {"expert_model_parallel", kShared}}});
     params.moe = MoeParams{reader.Int(moe, "num_experts", "moe."),
                            reader.Int(moe, "num_experts_per_tok", "moe.")};
   }
@@ -159,54 +298,295 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   return params;
 }
 
-ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_name) {
-  ConfigReader reader(json_text, file_name);
-  const Json& root = reader.root();
-  std::string architecture;
-  if (reader.Has("architectures") && root.at("architectures").is_array() &&
-      !root.at("architectures").empty() && root.at("architectures")[0].is_string()) {
-    architecture = root.at("architectures")[0].get<std::string>();
-  } else if (reader.Has("model_type") && root.at("model_type").is_string()) {
-    std::string type = root.at("model_type").get<std::string>();
-    architecture = type == "mixtral" ? "MixtralForCausalLM" : type == "mistral" ? "MistralForCausalLM" : type;
-  }
-  bool mixtral = architecture == "MixtralForCausalLM";
-  if (!mixtral && architecture != "MistralForCausalLM") {
-    throw Unsupported(file_name + ": architecture \"" + architecture +
-                      "\" is not supported (expected MistralForCausalLM or MixtralForCausalLM)");
-  }
-  if (reader.Has("rope_scaling")) throw Unsupported(file_name + ": rope_scaling is not supported");
-  if (reader.Has("hidden_act") && root.at("hidden_act") != "silu") {
-    throw Unsupported(file_name + ": hidden_act " + root.at("hidden_act").dump() + " is not supported (silu only)");
-  }
+namespace {
 
-  ModelParams params;
-  params.dim = reader.Int("hidden_size");
-  params.n_layers = reader.Int("num_hidden_layers");
-  params.n_heads = reader.Int("num_attention_heads");
-  // transformers: absent → the class default 8; explicit null → num_attention_heads.
-  params.n_kv_heads = !root.contains("num_key_value_heads") ? 8
-                      : root.at("num_key_value_heads").is_null() ? params.n_heads
-                                                                 : reader.Int("num_key_value_heads");
-  params.head_dim = reader.Has("head_dim") ? reader.Int("head_dim") : DefaultHeadDim(reader, params);
-  params.hidden_dim = reader.Int("intermediate_size");
-  params.vocab_size = reader.Int("vocab_size");
-  params.norm_eps = reader.NumberOr("rms_norm_eps", mixtral ? 1e-5 : 1e-6);  // class defaults
-  params.rope_theta = reader.NumberOr("rope_theta", mixtral ? 1e6 : 1e4);
-  if (reader.Has("max_position_embeddings")) params.max_positions = reader.Int("max_position_embeddings");
-  if (root.contains("tie_word_embeddings") && root.at("tie_word_embeddings").is_boolean()) {
-    params.tie_embeddings = root.at("tie_word_embeddings").get<bool>();
+// HF config keys that are bookkeeping of transformers and the Hub, never numerics.
+constexpr std::initializer_list<const char*> kHfHarmless = {
+    "bos_token_id", "eos_token_id", "pad_token_id", "dtype", "torch_dtype", "transformers_version", "use_cache",
+    "initializer_range", "attention_dropout", "output_router_logits", "router_aux_loss_coef", "router_jitter_noise",
+    "_name_or_path", "return_dict", "output_hidden_states", "output_attentions", "tokenizer_class"};
+
+// rope_parameters (transformers 5) or rope_scaling (transformers 4, with a top-level rope_theta):
+// rope_type default or yarn, the llama-4 beta. Fills params.rope_theta, yarn, llama4_scaling.
+void ParseHfRope(const ConfigReader& reader, const Json& text, const std::string& where, double default_theta,
+                 bool theta_required, ModelParams& params) {
+  const Json* rope = Present(text, "rope_parameters");
+  const char* rope_key = "rope_parameters";
+  if (rope == nullptr) {
+    rope = Present(text, "rope_scaling");
+    rope_key = "rope_scaling";
   }
-  // MistralConfig defaults sliding_window to 4096 when the key is absent; MixtralConfig to None.
+  const Json* top_theta = Present(text, "rope_theta");
+  if (top_theta != nullptr && !top_theta->is_number()) reader.Fail("\"" + where + "rope_theta\" must be a number");
+  params.rope_theta = top_theta ? top_theta->get<double>() : default_theta;
+  if (rope == nullptr) {
+    if (top_theta == nullptr && theta_required) reader.Fail("\"" + where + "rope_parameters\" with rope_theta is missing");
+    return;
+  }
+  const std::string at = where + rope_key + ".";
+  if (!rope->is_object()) reader.Fail("\"" + where + rope_key + "\" must be an object");
+  CheckKeys(reader, *rope, at,
+            {{"rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings", "beta_fast", "beta_slow",
+              "mscale", "mscale_all_dim", "llama_4_scaling_beta", "attention_factor", "truncate",
+              "partial_rotary_factor"},
+             {},
+             {}});
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    if (const Json* value = Present(*rope, key)) {
+      if (!value->is_string()) reader.Fail("\"" + at + key + "\" must be a string");
+      if (!type.empty() && type != value->get<std::string>()) {
+        reader.Fail("\"" + at + "rope_type\" and \"" + at + "type\" disagree");
+      }
+      type = value->get<std::string>();
+    }
+  }
+  if (type.empty()) type = "default";
+  if (type != "default" && type != "yarn") {
+    throw Unsupported(reader.file() + ": " + at + "rope_type \"" + type +
+                      "\" is not supported (bora computes default and yarn)");
+  }
+  if (const Json* theta = Present(*rope, "rope_theta")) {
+    if (!theta->is_number()) reader.Fail("\"" + at + "rope_theta\" must be a number");
+    if (top_theta != nullptr && top_theta->get<double>() != theta->get<double>()) {
+      reader.Fail("\"" + where + "rope_theta\" and \"" + at + "rope_theta\" disagree");
+    }
+    params.rope_theta = theta->get<double>();
+  } else if (top_theta == nullptr && theta_required) {
+    reader.Fail("\"" + at + "rope_theta\" is missing");
+  }
+  if (const Json* partial = Present(*rope, "partial_rotary_factor")) {
+    if (!partial->is_number() || partial->get<double>() != 1.0) {
+      throw Unsupported(reader.file() + ": " + at + "partial_rotary_factor " + partial->dump() +
+                        " is not supported (every dimension is rotated)");
+    }
+  }
+  auto number_or = [&](const char* key, double fallback) {
+    const Json* value = Present(*rope, key);
+    return value ? FiniteNumber(reader, *rope, key, at) : fallback;
+  };
+  const Json* original = Present(*rope, "original_max_position_embeddings");
+  const int64_t original_positions = original ? reader.Int(*rope, "original_max_position_embeddings", at) : 0;
+  if (type == "yarn") {
+    YarnParams yarn;
+    yarn.factor = FiniteNumber(reader, *rope, "factor", at);
+    if (original == nullptr) reader.Fail("\"" + at + "original_max_position_embeddings\" is missing");
+    yarn.original_max_positions = original_positions;
+    // transformers (4.5x) derives the factor from max_position_embeddings / original when both
+    // are given; a config where the two disagree means different things to different versions.
+    if (const Json* max_positions = Present(text, "max_position_embeddings")) {
+      const double ratio = static_cast<double>(reader.ToInt(*max_positions, where + "max_position_embeddings")) /
+                           static_cast<double>(original_positions);
+      if (std::fabs(ratio - yarn.factor) > 1e-9 * yarn.factor) {
+        reader.Fail("\"" + at + "factor\" (" + std::to_string(yarn.factor) + ") differs from max_position_embeddings / "
+                    "original_max_position_embeddings (" + std::to_string(ratio) + ")");
+      }
+    }
+    // transformers treats 0 like absent ("or 32", "or 1", "if mscale and mscale_all_dim").
+    yarn.beta_fast = number_or("beta_fast", 0);
+    if (yarn.beta_fast == 0) yarn.beta_fast = 32;
+    yarn.beta_slow = number_or("beta_slow", 0);
+    if (yarn.beta_slow == 0) yarn.beta_slow = 1;
+    if (const Json* truncate = Present(*rope, "truncate")) {
+      if (!truncate->is_boolean()) reader.Fail("\"" + at + "truncate\" must be true or false");
+      yarn.truncate = truncate->get<bool>();
+    }
+    const double mscale = number_or("mscale", 0), mscale_all_dim = number_or("mscale_all_dim", 0);
+    if (Present(*rope, "attention_factor")) {
+      yarn.attention_factor = FiniteNumber(reader, *rope, "attention_factor", at);
+    } else if (mscale != 0 && mscale_all_dim != 0) {
+      yarn.attention_factor = YarnMscale(yarn.factor, mscale) / YarnMscale(yarn.factor, mscale_all_dim);
+    } else {
+      yarn.attention_factor = YarnMscale(yarn.factor, 1.0);
+    }
+    params.yarn = yarn;
+  } else {
+    for (const char* key : {"factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor", "truncate"}) {
+      if (Present(*rope, key)) reader.Fail("\"" + at + key + "\" has no meaning for rope_type default");
+    }
+  }
+  const double beta = number_or("llama_4_scaling_beta", 0);
+  if (beta != 0) {
+    if (original == nullptr) {
+      reader.Fail("\"" + at + "llama_4_scaling_beta\" needs \"" + at + "original_max_position_embeddings\"");
+    }
+    params.llama4_scaling = Llama4Scaling{beta, original_positions};
+  }
+}
+
+// quantization_config of an FP8 checkpoint (per-tensor or per-row weight scales).
+WeightQuantization ParseHfQuantization(const ConfigReader& reader, const Json& config) {
+  if (!config.is_object()) reader.Fail("\"quantization_config\" must be an object");
+  const Json* method = Present(config, "quant_method");
+  if (method == nullptr || *method != "fp8") {
+    throw Unsupported(reader.file() + ": quantization_config.quant_method " + (method ? method->dump() : "(missing)") +
+                      " is not supported (fp8 only; or use the original BF16 checkpoint)");
+  }
+  CheckKeys(reader, config, "quantization_config.",
+            {{"quant_method", "activation_scheme", "weight_block_size", "dequantize", "modules_to_not_convert"}, {}, {}});
+  if (const Json* block = Present(config, "weight_block_size")) {
+    throw Unsupported(reader.file() + ": quantization_config.weight_block_size " + block->dump() +
+                      " (FP8 block scales, Mistral Small 4 / Large 3) is not supported yet");
+  }
+  if (const Json* scheme = Present(config, "activation_scheme")) {
+    if (*scheme != "static" && *scheme != "dynamic") {
+      throw Unsupported(reader.file() + ": quantization_config.activation_scheme " + scheme->dump() + " is not supported");
+    }
+  }
+  if (const Json* modules = Present(config, "modules_to_not_convert")) {
+    if (!modules->is_array()) reader.Fail("\"quantization_config.modules_to_not_convert\" must be a list");
+  }
+  return WeightQuantization::kFp8;
+}
+
+// The text model of a config.json (the root, or text_config of Mistral3ForConditionalGeneration).
+ModelParams ParseHfTextModel(const ConfigReader& reader, const Json& text, const std::string& where,
+                             const std::string& family) {
+  const bool mixtral = family == "mixtral";
+  const bool ministral3 = family == "ministral3";
+  static constexpr const char* kShared = "a Mistral Small 4 / Large 3 mixture of experts (shared experts, groups)";
+  static constexpr std::pair<const char*, const char*> kFamilies[] = {
+      kMlaFamily[0], kMlaFamily[1], kMlaFamily[2], kMlaFamily[3], kMlaFamily[4],
+      {"n_routed_experts", kShared}, {"n_shared_experts", kShared}, {"first_k_dense_replace", kShared},
+      {"moe_intermediate_size", kShared}, {"n_group", kShared}, {"topk_group", kShared},
+      {"routed_scaling_factor", kShared}, {"norm_topk_prob", kShared}, {"qk_head_dim", kMlaFamily[0].second},
+      {"rope_interleave", kMlaFamily[0].second}};
+  CheckKeys(reader, text, where,
+            {{"architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size", "rms_norm_eps", "rope_theta",
+              "rope_parameters", "rope_scaling", "max_position_embeddings", "sliding_window", "tie_word_embeddings",
+              "hidden_act", "num_local_experts", "num_experts_per_tok", "quantization_config", "attention_bias",
+              "mlp_bias", "pretraining_tp"},
+             kHfHarmless,
+             {kFamilies[0], kFamilies[1], kFamilies[2], kFamilies[3], kFamilies[4], kFamilies[5], kFamilies[6],
+              kFamilies[7], kFamilies[8], kFamilies[9], kFamilies[10], kFamilies[11], kFamilies[12], kFamilies[13],
+              kFamilies[14]}});
+  if (const Json* act = Present(text, "hidden_act"); act && *act != "silu") {
+    throw Unsupported(reader.file() + ": " + where + "hidden_act " + act->dump() + " is not supported (silu only)");
+  }
+  for (const char* key : {"attention_bias", "mlp_bias"}) {
+    if (const Json* bias = Present(text, key); bias && *bias != false) {
+      throw Unsupported(reader.file() + ": " + where + key + " " + bias->dump() + " is not supported (no biases)");
+    }
+  }
+  if (const Json* tp = Present(text, "pretraining_tp"); tp && *tp != 1) {
+    throw Unsupported(reader.file() + ": " + where + "pretraining_tp " + tp->dump() + " is not supported (1 only)");
+  }
+  if (!mixtral) {
+    for (const char* key : {"num_local_experts", "num_experts_per_tok"}) {
+      if (Present(text, key)) reader.Fail("\"" + where + key + "\" belongs to Mixtral configs, not " + family);
+    }
+  }
+  auto integer = [&](const char* key) { return reader.Int(text, key, where); };
+  auto present = [&](const char* key) { return Present(text, key) != nullptr; };
+  ModelParams params;
+  params.dim = integer("hidden_size");
+  params.n_layers = integer("num_hidden_layers");
+  params.n_heads = integer("num_attention_heads");
+  // transformers: absent → the class default 8; explicit null → num_attention_heads.
+  params.n_kv_heads = !text.contains("num_key_value_heads") ? 8
+                      : text.at("num_key_value_heads").is_null() ? params.n_heads
+                                                                 : integer("num_key_value_heads");
+  params.head_dim = present("head_dim") ? integer("head_dim") : DefaultHeadDim(reader, params);
+  params.hidden_dim = integer("intermediate_size");
+  params.vocab_size = integer("vocab_size");
+  params.norm_eps = present("rms_norm_eps") ? FiniteNumber(reader, text, "rms_norm_eps", where)
+                                            : (mixtral ? 1e-5 : 1e-6);  // class defaults
+  if (ministral3 && !present("rms_norm_eps")) reader.Fail("\"" + where + "rms_norm_eps\" is missing");
+  // Class defaults: Mistral 1e4, Mixtral 1e6; Ministral 3 has no safe default, so it must say.
+  ParseHfRope(reader, text, where, mixtral ? 1e6 : 1e4, ministral3, params);
+  if (present("max_position_embeddings")) params.max_positions = integer("max_position_embeddings");
+  if (const Json* tie = Present(text, "tie_word_embeddings")) {
+    if (!tie->is_boolean()) reader.Fail("\"" + where + "tie_word_embeddings\" must be true or false");
+    params.tie_embeddings = tie->get<bool>();
+  }
+  // MistralConfig defaults sliding_window to 4096 when the key is absent; MixtralConfig and
+  // Ministral3Config to None.
   int64_t window = 0;
-  if (root.contains("sliding_window")) {
-    window = WindowValue(reader, root.at("sliding_window"), "\"sliding_window\"");
-  } else if (!mixtral) {
+  if (text.contains("sliding_window")) {
+    window = WindowValue(reader, text.at("sliding_window"), "\"" + where + "sliding_window\"");
+  } else if (!mixtral && !ministral3) {
     window = 4096;
   }
   if (params.n_layers > 0 && params.n_layers <= kMaxLayers) params.layer_windows.assign(params.n_layers, window);
   if (mixtral) {
-    params.moe = MoeParams{reader.IntOr("num_local_experts", 8), reader.IntOr("num_experts_per_tok", 2)};
+    params.moe = MoeParams{present("num_local_experts") ? integer("num_local_experts") : 8,
+                           present("num_experts_per_tok") ? integer("num_experts_per_tok") : 2};
+  }
+  if (const Json* quantization = Present(text, "quantization_config")) {
+    params.quantization = ParseHfQuantization(reader, *quantization);
+  }
+  return params;
+}
+
+// The model family of a config: "mistral", "mixtral" or "ministral3" from architectures[0]
+// (or model_type when architectures is absent); anything else is refused by name.
+std::string HfFamily(const ConfigReader& reader, const Json& root, bool* conditional_generation) {
+  std::string architecture;
+  if (const Json* list = Present(root, "architectures")) {
+    if (!list->is_array() || list->size() != 1 || !(*list)[0].is_string()) {
+      reader.Fail("\"architectures\" must be a list of one name");
+    }
+    architecture = (*list)[0].get<std::string>();
+  } else if (const Json* type = Present(root, "model_type"); type && type->is_string()) {
+    const std::string name = type->get<std::string>();
+    architecture = name == "mixtral"      ? "MixtralForCausalLM"
+                   : name == "mistral"    ? "MistralForCausalLM"
+                   : name == "ministral3" ? "Ministral3ForCausalLM"
+                   : name == "mistral3"   ? "Mistral3ForConditionalGeneration"
+                                          : name;
+  }
+  *conditional_generation = architecture == "Mistral3ForConditionalGeneration";
+  if (architecture == "MistralForCausalLM") return "mistral";
+  if (architecture == "MixtralForCausalLM") return "mixtral";
+  if (architecture == "Ministral3ForCausalLM" || *conditional_generation) return "ministral3";
+  std::string hint;
+  if (architecture == "LlavaForConditionalGeneration") hint = " (Pixtral in the Llava layout: images are not read yet)";
+  if (architecture == "DeepseekV3ForCausalLM" || architecture == "Mistral4ForCausalLM") {
+    hint = " (multi-head latent attention: Mistral Small 4 / Large 3 are not run yet)";
+  }
+  if (architecture == "Mamba2ForCausalLM" || architecture == "MambaForCausalLM") hint = " (Mamba: Codestral Mamba)";
+  throw Unsupported(reader.file() + ": architecture \"" + architecture + "\" is not supported" + hint +
+                    "; bora runs MistralForCausalLM, MixtralForCausalLM, Ministral3ForCausalLM and "
+                    "Mistral3ForConditionalGeneration (text)");
+}
+
+}  // namespace
+
+ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_name) {
+  ConfigReader reader(json_text, file_name);
+  const Json& root = reader.root();
+  bool conditional = false;
+  const std::string family = HfFamily(reader, root, &conditional);
+  ModelParams params;
+  if (conditional) {
+    CheckKeys(reader, root, "",
+              {{"architectures", "model_type", "text_config", "vision_config", "tie_word_embeddings",
+                "quantization_config", "image_token_index", "multimodal_projector_bias", "projector_hidden_act",
+                "spatial_merge_size", "vision_feature_layer"},
+               kHfHarmless,
+               {}});
+    const Json* text = Present(root, "text_config");
+    if (text == nullptr || !text->is_object()) reader.Fail("\"text_config\" is missing or not an object");
+    if (const Json* type = Present(*text, "model_type"); type && *type != "ministral3" && *type != "mistral") {
+      throw Unsupported(file_name + ": text_config.model_type " + type->dump() + " is not supported (ministral3, mistral)");
+    }
+    const std::string text_family = Present(*text, "model_type") && *Present(*text, "model_type") == "mistral"
+                                        ? "mistral" : "ministral3";
+    params = ParseHfTextModel(reader, *text, "text_config.", text_family);
+    if (const Json* tie = Present(root, "tie_word_embeddings"); tie && !Present(*text, "tie_word_embeddings")) {
+      if (!tie->is_boolean()) reader.Fail("\"tie_word_embeddings\" must be true or false");
+      params.tie_embeddings = tie->get<bool>();
+    }
+    if (const Json* quantization = Present(root, "quantization_config")) {
+      params.quantization = ParseHfQuantization(reader, *quantization);
+    }
+    params.hf_language_model_prefix = true;
+    if (Present(root, "vision_config")) {
+      params.notes.push_back(file_name + ": vision tower skipped (bora reads text only until it reads images)");
+    }
+  } else {
+    params = ParseHfTextModel(reader, root, "", family);
   }
   ValidateModelParams(params, file_name);
   return params;
@@ -245,6 +625,24 @@ void ValidateModelParams(const ModelParams& p, const std::string& file_name) {
     throw FormatError(file_name + ": maximum sequence length " + std::to_string(*p.max_positions) +
                       " is outside [1, 2^24]");
   }
+  if (p.yarn) {
+    const YarnParams& y = *p.yarn;
+    if (!(y.factor > 0) || !std::isfinite(y.factor)) throw FormatError(file_name + ": yarn factor must be finite and > 0");
+    check_range("yarn original_max_position_embeddings", y.original_max_positions, kMaxPositions);
+    if (!(y.beta_fast > 0) || !(y.beta_slow > 0) || !std::isfinite(y.beta_fast) || !std::isfinite(y.beta_slow)) {
+      throw FormatError(file_name + ": yarn beta_fast/beta_slow (beta/alpha) must be finite and > 0");
+    }
+    if (!(y.attention_factor > 0) || !std::isfinite(y.attention_factor)) {
+      throw FormatError(file_name + ": yarn attention factor must be finite and > 0");
+    }
+  }
+  if (p.llama4_scaling) {
+    if (!(p.llama4_scaling->beta >= 0) || !std::isfinite(p.llama4_scaling->beta)) {
+      throw FormatError(file_name + ": llama_4_scaling beta must be finite and >= 0");
+    }
+    check_range("llama_4_scaling original_max_position_embeddings", p.llama4_scaling->original_max_positions,
+                kMaxPositions);
+  }
   if (p.moe) {
     check_range("moe.num_experts", p.moe->num_experts, kMaxExperts);
     if (p.moe->num_experts_per_tok < 1 || p.moe->num_experts_per_tok > p.moe->num_experts) {
@@ -278,6 +676,21 @@ std::string MistralParamsJson(const ModelParams& params) {
     }
   }
   if (params.max_positions) json["max_seq_len"] = *params.max_positions;
+  if (params.tie_embeddings) json["tied_embeddings"] = true;
+  if (params.yarn) {
+    const YarnParams& y = *params.yarn;
+    const bool apply_scale = y.attention_factor != 1.0;
+    if (!y.truncate || (apply_scale && y.attention_factor != YarnMscale(y.factor, 1.0))) {
+      throw Unsupported("this YaRN configuration (attention factor " + std::to_string(y.attention_factor) +
+                        (y.truncate ? "" : ", truncate false") + ") cannot be written as params.json");
+    }
+    json["yarn"] = {{"factor", y.factor}, {"original_max_position_embeddings", y.original_max_positions},
+                    {"beta", y.beta_fast}, {"alpha", y.beta_slow}, {"apply_scale", apply_scale}};
+  }
+  if (params.llama4_scaling) {
+    json["llama_4_scaling"] = {{"original_max_position_embeddings", params.llama4_scaling->original_max_positions},
+                               {"beta", params.llama4_scaling->beta}};
+  }
   if (params.moe) {
     json["moe"] = {{"num_experts", params.moe->num_experts},
                    {"num_experts_per_tok", params.moe->num_experts_per_tok}};

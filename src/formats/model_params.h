@@ -15,6 +15,30 @@ struct MoeParams {
   int64_t num_experts_per_tok = 0;
 };
 
+// YaRN rotary frequencies (params.json `yarn`, config.json rope_type "yarn"), as transformers'
+// _compute_yarn_parameters: original frequencies on the fast pairs, divided by `factor` on the
+// slow ones, a linear ramp between the correction dimensions of beta_fast and beta_slow.
+struct YarnParams {
+  double factor = 1;
+  int64_t original_max_positions = 0;  // the context the model was pre-trained with
+  double beta_fast = 32;               // params.json yarn.beta
+  double beta_slow = 1;                // params.json yarn.alpha
+  bool truncate = true;                // floor/ceil the correction range (transformers' default)
+  // cos and sin are multiplied by this (so q.k by its square): 1 for apply_scale false /
+  // mscale == mscale_all_dim, 0.1 ln(factor) + 1 for apply_scale true / mscale_all_dim 0.
+  double attention_factor = 1;
+};
+
+// The llama-4 attention temperature: queries (not keys) at 0-based position p are multiplied by
+// 1 + beta * ln(1 + floor(p / original_max_positions)) after RoPE.
+struct Llama4Scaling {
+  double beta = 0;
+  int64_t original_max_positions = 0;
+};
+
+// How the linear weights of a checkpoint are stored beyond plain floats.
+enum class WeightQuantization { kNone, kFp8 };
+
 struct ModelParams {
   int64_t dim = 0;
   int64_t n_layers = 0;
@@ -29,10 +53,24 @@ struct ModelParams {
   std::vector<int64_t> layer_windows;
   std::optional<MoeParams> moe;
   std::optional<int64_t> max_positions;  // max_seq_len / max_position_embeddings when stated
-  bool tie_embeddings = false;           // HF tie_word_embeddings: output shares the embedding
+  bool tie_embeddings = false;           // output shares the embedding (tied_embeddings / tie_word_embeddings)
+  std::optional<YarnParams> yarn;
+  std::optional<Llama4Scaling> llama4_scaling;
+  // kFp8: linear weights are F8_E4M3/F8_E5M2 with scales (params.json `quantization`,
+  // config.json `quantization_config` quant_method fp8); others are refused when parsing.
+  WeightQuantization quantization = WeightQuantization::kNone;
+  // config.json Mistral3ForConditionalGeneration: tensors live under model.language_model.*.
+  bool hf_language_model_prefix = false;
+  // Parts of the checkpoint skipped on purpose (the vision encoder until bora reads images), one
+  // line each, for the loader to say once.
+  std::vector<std::string> notes;
 
   bool HasSlidingWindow() const;
 };
+
+// Every key of both files is understood, on a list of harmless metadata, or refused with an
+// Unsupported error naming it (and the model family it belongs to when known): an engine that
+// ignores a key it does not know may compute wrong answers without a word.
 
 // Parses Mistral's params.json. Missing rope_theta: 1e6 without a sliding window, 1e4 with one
 // (the original mistral-src rule, which the models lacking the field were trained with).

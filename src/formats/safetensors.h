@@ -69,6 +69,10 @@ class SafetensorsFile {
   // Throws FormatError when absent; Unsupported when the dtype is not F32/BF16/F16/U8.
   TensorView View(std::string_view name) const;
   TensorView View(const TensorInfo& info) const;
+  // The bytes of any tensor, whatever its dtype (FP8 weights before dequantization).
+  std::span<const uint8_t> RawBytes(const TensorInfo& info) const {
+    return file_.bytes().subspan(header_.data_start + info.begin, info.end - info.begin);
+  }
 
  private:
   MappedFile file_;

@@ -1,6 +1,8 @@
 // Model loading: inspect the folder, check memory, map the weights, convert them to the
 // requested dtype, pick the architecture.
 
+#include <cstdio>
+
 #include "base/memory_info.h"
 #include "model/architectures.h"
 #include "model/memory_plan.h"
@@ -9,12 +11,19 @@ namespace bora::model {
 
 std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions& options) {
   formats::ModelFolder folder = formats::InspectModelFolder(dir);
+  for (const std::string& note : folder.params.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   auto ctx = std::make_unique<ops::ComputeContext>(options.threads, options.isa);
-  ModelWeights weights = LoadModelWeights(folder);
+  const bool fp8 = folder.params.quantization == formats::WeightQuantization::kFp8;
+  // FP8 checkpoints: dequantized while opening, exactly to f32 for --dtype f32, else to bf16
+  // (the default: as accurate as the FP8 file, see Fp8DequantTarget), then packed for q8/q4.
+  const DType fp8_target = Fp8DequantTarget(options.dtype);
+  if (fp8) CheckMemoryFits(PlanMemory(folder, options.context, options.dtype.value_or(fp8_target)), ReadMemoryBudget(), dir);
+  ModelWeights weights = LoadModelWeights(folder, fp8_target);
   // Packed folders load as they are; dense ones convert when a dtype is asked for.
-  const DType target = options.dtype.value_or(weights.compute_dtype);
+  DType target = options.dtype.value_or(weights.compute_dtype);
+  if (fp8 && target == fp8_target) target = weights.compute_dtype;  // already in that format
   MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
-  CheckMemoryFits(plan, ReadMemoryBudget(), dir);
+  if (!fp8) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
   if (target == weights.compute_dtype && !options.mmap) {
     MakeWeightsResident(weights, *ctx);
   } else {

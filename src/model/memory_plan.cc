@@ -26,6 +26,10 @@ uint64_t ConvertedWeightBytes(const formats::ModelParams& p, DType dtype) {
          bytes(p.vocab_size, p.dim, true);
 }
 
+DType Fp8DequantTarget(std::optional<DType> requested) {
+  return requested == DType::kF32 ? DType::kF32 : DType::kBF16;
+}
+
 MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context, DType dtype) {
   const formats::ModelParams& p = folder.params;
   if (requested_context < 1) throw InvalidArgument("--ctx must be at least 1");
@@ -39,6 +43,13 @@ MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_cont
   }
   plan.weights = folder.weight_bytes + qk_copies + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
   if (dtype != DType::kF32) plan.weights = ConvertedWeightBytes(p, dtype) + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
+  if (p.quantization == formats::WeightQuantization::kFp8) {
+    // FP8 weights are dequantized while opening (to f32 for --dtype f32, else bf16) and then,
+    // for q8/q4, packed while the dequantized copy is still held: both count.
+    const DType dequantized = Fp8DequantTarget(dtype);
+    plan.weights = ConvertedWeightBytes(p, dequantized) + 4ull * static_cast<uint64_t>(p.dim) * (2 * p.n_layers + 1);
+    if (IsPackedDType(dtype)) plan.weights += ConvertedWeightBytes(p, dtype);
+  }
   plan.kv_cache = ContiguousKvCache::BytesFor(p, plan.context);
   const uint64_t chunk = static_cast<uint64_t>(std::min<int64_t>(plan.context, 512));
   const uint64_t per_token_floats = 4 * p.dim + 2 * (p.n_heads + p.n_kv_heads) * p.head_dim + 2 * p.hidden_dim;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/dtype.h"
@@ -23,6 +24,12 @@ struct MemoryPlan {
 // count at their converted size (the source files are only mapped while converting).
 MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context,
                       DType dtype = DType::kF32);
+
+// What FP8 weights are dequantized to for a requested --dtype: kF32 when f32 is asked for
+// (exact), else kBF16. bf16 keeps an FP8 file's accuracy: an e4m3 value has 4 significant bits,
+// so value x scale rounds to bf16's 8 bits with a relative error under 2^-9 (none when the
+// scale has at most 4 significant bits), 1/16 of the FP8 rounding itself, at 2 bytes a weight.
+DType Fp8DequantTarget(std::optional<DType> requested);
 
 // Bytes of all weight matrices of a model converted to `dtype` (see model::TargetFor).
 uint64_t ConvertedWeightBytes(const formats::ModelParams& params, DType dtype);

@@ -108,7 +108,13 @@ void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params,
   progress.Finish();
   const std::string params_path = (fs::path(out_dir) / "params.json").string();
   std::ofstream out(params_path + ".partial");
-  out << formats::MistralParamsJson(params) << "\n";
+  // The folder holds both tok_embeddings and output (so never tied) in plain or packed floats
+  // (never FP8).
+  formats::ModelParams written = params;
+  written.tie_embeddings = false;
+  written.quantization = formats::WeightQuantization::kNone;
+  written.notes.clear();
+  out << formats::MistralParamsJson(written) << "\n";
   out.close();
   if (!out || std::rename((params_path + ".partial").c_str(), params_path.c_str()) != 0) {
     throw IoError(params_path + ": cannot write");

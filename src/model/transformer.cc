@@ -29,7 +29,7 @@ Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, cons
       weights_(std::move(weights)),
       context_(options.context),
       ctx_(std::move(ctx)),
-      rope_cos_sin_(RopeTable(folder_.params.rope_theta, folder_.params.head_dim, context_)) {
+      rope_cos_sin_(RopeTable(folder_.params, context_)) {
   // Decode steps then never allocate: activations and quantized-activation scratch for 1 token.
   scratch_.Reserve(params(), 1);
   const formats::ModelParams& p = params();
@@ -208,6 +208,7 @@ void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int
     AddLoraTerms(*ctx_, *lora, total_rows, LoraTarget::kWv, a.normed.data(), a.v.data());
   }
   const int64_t half = p.head_dim / 2;
+  const bool query_scaled = HasQueryScale(p);
   const int64_t q_row = p.n_heads * p.head_dim;
   const int64_t kv_row = p.n_kv_heads * p.head_dim;
   const ops::AttentionShape shape{p.n_heads, p.n_kv_heads, p.head_dim, p.layer_windows[layer]};
@@ -222,6 +223,11 @@ void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int
       const float* cos_sin = rope_cos_sin_.data() + (cache.position() + t) * half * 2;
       kernels::RopeInterleaved(q + t * q_row, cos_sin, p.n_heads, p.head_dim);
       kernels::RopeInterleaved(k + t * kv_row, cos_sin, p.n_kv_heads, p.head_dim);
+      if (query_scaled) {  // llama-4 temperature: the query only, keys are cached unscaled
+        const float scale = QueryScale(p, cache.position() + t);
+        float* row = q + t * q_row;
+        for (int64_t i = 0; i < q_row; ++i) row[i] *= scale;
+      }
     }
     cache.StoreBeforeAttention(layer, k, v, count);
     ops::CausalAttention(*ctx_, shape, q, k, v, cache.position(), count, cache.View(layer),

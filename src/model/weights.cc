@@ -76,10 +76,10 @@ class WeightCollector {
 
 }  // namespace
 
-ModelWeights LoadModelWeights(const formats::ModelFolder& folder) {
+ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target) {
   const formats::ModelParams& p = folder.params;
   ModelWeights weights;
-  weights.tensors = formats::CheckpointTensors::Open(folder);
+  weights.tensors = formats::CheckpointTensors::Open(folder, fp8_target);
   WeightCollector collect(weights.tensors);
   weights.tok_embeddings = collect.Matrix("tok_embeddings.weight", p.vocab_size, p.dim);
   weights.output = collect.Matrix("output.weight", p.vocab_size, p.dim);

@@ -67,7 +67,8 @@ struct ModelWeights {
 // and rejects tensors the params do not describe. A matrix may be dense (`name`) or packed
 // (`name.q8` / `name.q4` quant planes + `name.q8_scales` / `name.q4_scales`, as written by
 // `bora quantize`). Throws FormatError naming the problem.
-ModelWeights LoadModelWeights(const formats::ModelFolder& folder);
+// FP8 checkpoints are dequantized to `fp8_target` (kF32 exact, or kBF16) while opening.
+ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target = DType::kBF16);
 
 // "f32", "bf16", "q8", "q4" <-> dtype; ParseWeightDType throws InvalidArgument otherwise.
 DType ParseWeightDType(const std::string& name);

@@ -45,6 +45,14 @@ void RmsNormBackward(ops::ComputeContext& ctx, const float* x, const float* weig
   });
 }
 
+void ScaleRows(float* x, int64_t rows, int64_t width, std::span<const int32_t> positions, const float* scales) {
+  for (int64_t t = 0; t < rows; ++t) {
+    const float scale = scales[positions[t]];
+    float* row = x + t * width;
+    for (int64_t i = 0; i < width; ++i) row[i] *= scale;
+  }
+}
+
 void RopeRows(float* x, int64_t rows, int64_t heads, int64_t head_dim,
               std::span<const int32_t> positions, const float* cos_sin, bool inverse) {
   const int64_t half = head_dim / 2;

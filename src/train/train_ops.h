@@ -24,6 +24,10 @@ void RmsNormBackward(ops::ComputeContext& ctx, const float* x, const float* weig
 
 // Rotates the interleaved pairs of every head of every row in place by the angle of its own
 // position (`cos_sin`: [positions, head_dim/2, 2]); `inverse` rotates back (the backward).
+// x[t, :] *= scales[positions[t]] for rows of `width` floats (the llama-4 query temperature;
+// the same call is its own backward, the scale being a constant per row).
+void ScaleRows(float* x, int64_t rows, int64_t width, std::span<const int32_t> positions, const float* scales);
+
 void RopeRows(float* x, int64_t rows, int64_t heads, int64_t head_dim,
               std::span<const int32_t> positions, const float* cos_sin, bool inverse);
 

@@ -82,6 +82,7 @@ struct Pass {
   const model::ModelWeights& weights;
   ops::ComputeContext& ctx;
   const float* rope;
+  const float* query_scale;  // [max positions] llama-4 temperature, null without it
   const TrainingBatch& batch;
   LoraSettings settings;
   uint64_t step_key;
@@ -157,6 +158,8 @@ struct Pass {
            s.v.data(), s.wv);
     RopeRows(s.q.data(), rows, p.n_heads, p.head_dim, batch.positions, rope, false);
     RopeRows(s.k.data(), rows, p.n_kv_heads, p.head_dim, batch.positions, rope, false);
+    // llama-4 temperature on the rotated queries (keys unscaled), per position in the block.
+    if (query_scale != nullptr) ScaleRows(s.q.data(), rows, q_width, batch.positions, query_scale);
     Zeros(s.o, rows * q_width);
     Zeros(s.lse, rows * p.n_heads);
     AttentionForward(ctx, geometry, s.q.data(), s.k.data(), s.v.data(), s.o.data(), s.lse.data());
@@ -271,6 +274,7 @@ struct Pass {
         dk(static_cast<size_t>(rows * kv_width)), dv(static_cast<size_t>(rows * kv_width));
     AttentionBackward(ctx, geometry, s.q.data(), s.k.data(), s.v.data(), s.o.data(), s.lse.data(),
                       d_o.data(), dq.data(), dk.data(), dv.data());
+    if (query_scale != nullptr) ScaleRows(dq.data(), rows, q_width, batch.positions, query_scale);
     RopeRows(dq.data(), rows, p.n_heads, p.head_dim, batch.positions, rope, true);
     RopeRows(dk.data(), rows, p.n_kv_heads, p.head_dim, batch.positions, rope, true);
     std::vector<float> dxn(static_cast<size_t>(rows * dim), 0.0f);
@@ -295,8 +299,12 @@ TrainableModel::TrainableModel(formats::ModelFolder folder, model::ModelWeights 
       ctx_(std::move(ctx)),
       max_positions_(max_positions),
       precision_(mixed_precision ? ops::GemmPrecision::kBf16 : ops::GemmPrecision::kF32),
-      rope_cos_sin_(
-          model::RopeTable(folder_.params.rope_theta, folder_.params.head_dim, max_positions)) {}
+      rope_cos_sin_(model::RopeTable(folder_.params, max_positions)) {
+  if (model::HasQueryScale(folder_.params)) {
+    query_scale_.resize(static_cast<size_t>(max_positions));
+    for (int64_t pos = 0; pos < max_positions; ++pos) query_scale_[pos] = model::QueryScale(folder_.params, pos);
+  }
+}
 
 void TrainableModel::CheckBatch(const TrainingBatch& batch) const {
   const int64_t rows = batch.rows();
@@ -332,6 +340,7 @@ CrossEntropyResult TrainableModel::Run(const model::LoraAdapter& lora, const Tra
             weights_,
             *ctx_,
             rope_cos_sin_.data(),
+            query_scale_.empty() ? nullptr : query_scale_.data(),
             batch,
             LoraSettings{lora.scaling, grads ? lora.dropout : 0.0f, precision_},
             step_key,

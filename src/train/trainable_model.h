@@ -73,6 +73,7 @@ class TrainableModel {
   int64_t max_positions_;
   ops::GemmPrecision precision_;
   std::vector<float> rope_cos_sin_;  // [max_positions, head_dim/2, 2]
+  std::vector<float> query_scale_;   // [max_positions] llama-4 query temperature; empty without it
 };
 
 // Loads `dir` with its base weights frozen in `options.dtype` after the memory check.

@@ -95,7 +95,7 @@ void ExpectBatchInvariant(const std::string& dir, std::optional<DType> dtype) {
 
 TEST(BatchForwardTest, BatchedSequencesGetTheirAloneLogitsBitForBit) {
   BORA_REQUIRE_SHARED(shared);
-  for (const char* name : {"tiny-dense", "tiny-moe"}) {
+  for (const char* name : {"tiny-dense", "tiny-moe", "tiny-ministral3"}) {
     const std::string dir = shared + "/reference-models/" + name + "/mistral";
     ExpectBatchInvariant(dir, std::nullopt);
     ExpectBatchInvariant(dir, DType::kQ8);

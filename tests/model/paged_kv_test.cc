@@ -3,6 +3,8 @@
 // bf16/q8 blocks give the same logits for any split of a prompt; prefix reuse and fork.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -43,7 +45,7 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(PagedKvTest, F32PagesMatchTheContiguousCacheBitForBitAndTheGoldens) {
   BORA_REQUIRE_SHARED(shared);
-  for (const char* name : {"tiny-dense", "tiny-moe"}) {
+  for (const char* name : {"tiny-dense", "tiny-moe", "tiny-ministral3"}) {
     const std::string ref = shared + "/reference-models/" + name;
     model::LoadOptions options;
     options.context = 256;
@@ -88,6 +90,10 @@ class PagedWindowTest : public ::testing::Test {
     dir_ = new TempDir();
     formats::ModelParams params = SmallParams();
     params.layer_windows = {6, 10};  // per-layer sliding windows
+    // Mistral 3 rotary features with a short original context, so that positions cross it
+    // inside windows, across blocks and in reused prefixes.
+    params.yarn = formats::YarnParams{4.0, 8, 32.0, 1.0, true, 0.1 * std::log(4.0) + 1.0};
+    params.llama4_scaling = formats::Llama4Scaling{0.1, 8};
     MakeModel(params, 3, dir_->path() + "/swa");
   }
   static void TearDownTestSuite() { delete dir_; }

@@ -18,7 +18,7 @@
 namespace bora::train {
 namespace {
 
-formats::ModelParams TinyParams(bool moe) {
+formats::ModelParams TinyParams(bool moe, bool mistral3 = false) {
   formats::ModelParams p;
   p.dim = 64, p.n_layers = 2, p.n_heads = 4, p.n_kv_heads = 2, p.head_dim = 16, p.hidden_dim = 96;
   p.vocab_size = 320;
@@ -26,13 +26,19 @@ formats::ModelParams TinyParams(bool moe) {
   p.rope_theta = 1e4;
   p.layer_windows.assign(p.n_layers, 0);
   if (moe) p.moe = formats::MoeParams{4, 2};
+  if (mistral3) {
+    // YaRN with its attention factor and the llama-4 temperature, with an original context of
+    // 4 positions so that every block crosses several temperature steps.
+    p.yarn = formats::YarnParams{8.0, 4, 32.0, 1.0, true, 0.1 * std::log(8.0) + 1.0};
+    p.llama4_scaling = formats::Llama4Scaling{0.3, 4};
+  }
   return p;
 }
 
 std::unique_ptr<TrainableModel> TinyModel(const testing::TempDir& dir, bool moe,
-                                          int64_t max_positions = 64) {
+                                          int64_t max_positions = 64, bool mistral3 = false) {
   ThreadPool pool(2);
-  model::WriteRandomModel(TinyParams(moe), 7, dir.path(), pool, /*show_progress=*/false);
+  model::WriteRandomModel(TinyParams(moe, mistral3), 7, dir.path(), pool, /*show_progress=*/false);
   TrainModelOptions options;
   options.threads = 2;
   options.dtype = DType::kF32;
@@ -72,9 +78,9 @@ double Loss(TrainableModel& model, const model::LoraAdapter& lora, const Trainin
 }
 
 // Compares analytic and numerical gradients on a sample of every adapted matrix's entries.
-void CheckGradients(bool moe, bool long_blocks = false) {
+void CheckGradients(bool moe, bool long_blocks = false, bool mistral3 = false) {
   testing::TempDir dir;
-  auto model = TinyModel(dir, moe, long_blocks ? 256 : 64);
+  auto model = TinyModel(dir, moe, long_blocks ? 256 : 64, mistral3);
   const TrainingBatch batch = TinyBatch(model->params().vocab_size, long_blocks);
   model::LoraAdapter lora = RandomAdapter(model->params(), 11);
   model::LoraAdapter grads = model::NewLoraAdapter(model->params(), 4, 2.0f);
@@ -118,6 +124,11 @@ TEST(TrainableModelTest, DenseGradientsMatchFiniteDifferences) { CheckGradients(
 
 TEST(TrainableModelTest, MoeGradientsMatchFiniteDifferences) { CheckGradients(true); }
 
+// YaRN frequencies and magnitude, and the llama-4 query temperature in forward and backward.
+TEST(TrainableModelTest, Mistral3GradientsMatchFiniteDifferences) {
+  CheckGradients(false, /*long_blocks=*/false, /*mistral3=*/true);
+}
+
 // A 150-token block: attention's causal tiles (64 rows) and their transposed products.
 TEST(TrainableModelTest, LongBlockGradientsMatchFiniteDifferences) {
   CheckGradients(false, /*long_blocks=*/true);
@@ -125,6 +136,60 @@ TEST(TrainableModelTest, LongBlockGradientsMatchFiniteDifferences) {
 
 // With B = 0 the adapter changes nothing: the training forward's loss equals the cross-entropy
 // of the inference engine's logits, block by block (each block a fresh sequence).
+// Cross-entropy of the inference engine's logits for `batch`, block by block (8 + 5 rows).
+double InferenceLoss(const std::string& dir, const TrainingBatch& batch, int64_t* count_out) {
+  model::LoadOptions options;
+  options.threads = 2;
+  options.dtype = DType::kF32;
+  options.context = 64;
+  auto inference = model::LoadModel(dir, options);
+  const int64_t vocab = inference->params().vocab_size;
+  double loss = 0;
+  int64_t count = 0, start = 0;
+  for (int64_t end : {int64_t{8}, int64_t{13}}) {
+    std::vector<int32_t> tokens(batch.inputs.begin() + start, batch.inputs.begin() + end);
+    auto cache = inference->NewCache();
+    std::vector<float> logits(tokens.size() * vocab);
+    inference->Forward(tokens, cache, logits, true);
+    for (int64_t t = start; t < end; ++t) {
+      if (!batch.mask[t]) continue;
+      const float* row = logits.data() + (t - start) * vocab;
+      double max_logit = row[0];
+      for (int64_t i = 1; i < vocab; ++i) max_logit = std::max<double>(max_logit, row[i]);
+      double sum = 0;
+      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(row[i] - max_logit);
+      loss += max_logit + std::log(sum) - row[batch.targets[t]];
+      ++count;
+    }
+    start = end;
+  }
+  *count_out = count;
+  return loss;
+}
+
+// The same on tiny-ministral3 of ../shared (tied embeddings, YaRN, llama-4 temperature), within
+// 1e-4 of the inference cross-entropy.
+TEST(TrainableModelTest, ForwardMatchesInferenceOnTinyMinistral3) {
+  BORA_REQUIRE_SHARED(shared);
+  for (const char* layout : {"mistral", "hf-fp8"}) {
+    const std::string dir = shared + "/reference-models/tiny-ministral3/" + layout;
+    TrainModelOptions options;
+    options.threads = 2;
+    options.dtype = DType::kF32;
+    options.max_positions = 64;
+    auto trainable = LoadTrainableModel(dir, options);
+    const TrainingBatch batch = TinyBatch(trainable->params().vocab_size);
+    model::LoraAdapter lora = RandomAdapter(trainable->params(), 2);
+    lora.ForEachMatrix(
+        [](model::LoraMatrix& m, const std::string&) { std::fill(m.b.begin(), m.b.end(), 0.0f); });
+    const CrossEntropyResult trained = trainable->Run(lora, batch, nullptr, 1.0, 0);
+    int64_t count = 0;
+    const double loss = InferenceLoss(dir, batch, &count);
+    EXPECT_EQ(trained.count, count);
+    EXPECT_NEAR(trained.loss_sum / count, loss / count, 1e-4) << layout;
+  }
+}
+
 TEST(TrainableModelTest, ForwardMatchesInference) {
   for (bool moe : {false, true}) {
     testing::TempDir dir;
