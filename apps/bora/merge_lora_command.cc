@@ -13,6 +13,7 @@
 #include "model/lora_adapter.h"
 #include "model/lora_merge.h"
 #include "model/model_writer.h"
+#include "model/memory_plan.h"
 #include "model/weights.h"
 #include "ops/compute_context.h"
 
@@ -61,7 +62,7 @@ int RunMergeLora(const MergeLoraFlags& flags) {
   const formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
   const model::LoraAdapter adapter = model::LoadLoraAdapter(flags.lora_dir, folder.params);
   ops::ComputeContext ctx(flags.threads);
-  model::ModelWeights weights = model::LoadModelWeights(folder);
+  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(dtype));
   model::MergeLora(adapter, folder.params, weights, dtype, ctx);
   model::WriteModelFolder(weights, folder.params, flags.out_dir);
   // The base model's tokenizer travels with the weights; else the copy saved with the adapter.

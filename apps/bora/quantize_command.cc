@@ -10,6 +10,7 @@
 #include "formats/model_folder.h"
 #include "formats/tokenizer_file.h"
 #include "model/model_writer.h"
+#include "model/memory_plan.h"
 #include "model/weights.h"
 #include "ops/compute_context.h"
 
@@ -35,7 +36,9 @@ int RunQuantize(const QuantizeFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
   ops::ComputeContext ctx(flags.threads);
-  model::ModelWeights weights = model::LoadModelWeights(folder);
+  // Converted size (for FP8 folders: the dequantized copy and the packed one together).
+  model::CheckMemoryFits(model::PlanMemory(folder, 1, target), ReadMemoryBudget(), flags.model_dir);
+  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(target));
   model::ConvertModelWeights(weights, target, ctx);
   model::WriteModelFolder(weights, folder.params, flags.out_dir);
   // Tokenizer and generation defaults travel with the weights.

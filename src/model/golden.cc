@@ -91,6 +91,11 @@ GoldenSet ReadGoldenSet(const std::string& golden_dir) {
   for (const Json& entry : root["cases"]) {
     GoldenCase golden;
     golden.name = entry.value("name", "case" + std::to_string(set.cases.size()));
+    // A case bora cannot run is an error, never a skip.
+    if (entry.contains("images") && entry["images"].is_array() && !entry["images"].empty()) {
+      throw Unsupported(json_path.string() + ": case " + golden.name +
+                        " feeds images, which bora does not read yet (text-only models and cases only)");
+    }
     golden.prompt_tokens = ReadTokens(entry.value("prompt_tokens", Json()), golden.name + ".prompt_tokens", json_path);
     golden.greedy_tokens = ReadTokens(entry.value("greedy_tokens", Json()), golden.name + ".greedy_tokens", json_path);
     const Json& prefill = entry.value("prefill_logits", Json());

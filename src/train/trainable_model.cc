@@ -385,8 +385,17 @@ std::unique_ptr<TrainableModel> LoadTrainableModel(const std::string& dir,
                                                    const TrainModelOptions& options) {
   formats::ModelFolder folder = formats::InspectModelFolder(dir);
   auto ctx = std::make_unique<ops::ComputeContext>(options.threads);
-  model::ModelWeights weights = model::LoadModelWeights(folder);
-  const DType target = options.dtype.value_or(weights.compute_dtype);
+  if (folder.params.quantization == formats::WeightQuantization::kFp8) {
+    model::CheckMemoryFits(model::PlanMemory(folder, 1, options.dtype.value_or(DType::kBF16)), ReadMemoryBudget(),
+                           dir);
+  }
+  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(options.dtype));
+  DType target = options.dtype.value_or(weights.compute_dtype);
+  // FP8 bases are already dequantized to the f32 or bf16 asked for.
+  if (folder.params.quantization == formats::WeightQuantization::kFp8 &&
+      target == model::Fp8DequantTarget(options.dtype)) {
+    target = weights.compute_dtype;
+  }
   // Weights at their frozen size; activations are checked by the trainer per batch size.
   model::MemoryPlan plan =
       model::PlanMemory(folder, 1, weights.compute_dtype == target ? DType::kF32 : target);

@@ -218,7 +218,7 @@ TEST_P(LoraReferenceTest, BatchMixingAdaptersGivesEachItemItsLogitsAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseAndMoe, LoraReferenceTest,
-                         ::testing::Values("tiny-dense", "tiny-moe"), [](const auto& info) {
+                         ::testing::Values("tiny-dense", "tiny-moe", "tiny-ministral3"), [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) c = c == '-' ? '_' : c;
                            return name;
