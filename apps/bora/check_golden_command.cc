@@ -99,6 +99,10 @@ std::string GoldenDirOf(const std::string& layout) {
 }
 
 int RunCheckGolden(const CheckGoldenFlags& flags) {
+  if (!fs::is_directory(flags.ref_dir)) {
+    throw IoError(flags.ref_dir + ": cannot open: no such folder (expected a reference folder with golden/ and "
+                  "model folders, e.g. ../shared/reference-models/tiny-dense)");
+  }
   std::vector<std::string> layouts;
   for (const auto& [name, golden_dir] : kLayouts) {
     if (flags.layout != "all" && flags.layout != name) continue;
