@@ -130,15 +130,46 @@ TEST(RouteTopKTest, EightExpertsTopTwo) {
 // ---------------------------------------------------------------------------------------------
 // RopeTable
 
+// Parameters with only what the rotary table reads: theta and head_dim (no YaRN).
+formats::ModelParams RopeParams(double theta, int64_t head_dim) {
+  formats::ModelParams params;
+  params.rope_theta = theta;
+  params.head_dim = head_dim;
+  return params;
+}
+
 // Element (position, pair, 0 = cos / 1 = sin) of a [positions, head_dim / 2, 2] table.
 float At(const std::vector<float>& table, int64_t head_dim, int64_t position, int64_t pair,
          int component) {
   return table[static_cast<size_t>((position * (head_dim / 2) + pair) * 2 + component)];
 }
 
+// YaRN's attention factor multiplies cos and sin (so q.k by its square); the llama-4 query
+// temperature steps at multiples of its original context, from 0-based positions.
+TEST(RopeTableTest, YarnMagnitudeAndQueryTemperature) {
+  formats::ModelParams params = RopeParams(1e6, 8);
+  params.yarn = formats::YarnParams{16.0, 32, 32.0, 1.0, true, 0.1 * std::log(16.0) + 1.0};
+  const std::vector<float> table = RopeTable(params, 40);
+  for (int64_t pos : {0, 1, 39}) {
+    for (int64_t pair = 0; pair < 4; ++pair) {
+      const float c = At(table, 8, pos, pair, 0), s = At(table, 8, pos, pair, 1);
+      EXPECT_NEAR(std::sqrt(c * c + s * s), 0.1 * std::log(16.0) + 1.0, 1e-6) << pos << " " << pair;
+    }
+  }
+  // Pair 0 keeps theta's frequency (1), the last pair is divided by the factor.
+  const std::vector<float> inv_freq = RopeInverseFrequencies(params);
+  EXPECT_FLOAT_EQ(inv_freq[0], 1.0f);
+  EXPECT_FLOAT_EQ(inv_freq[3], std::pow(1e6f, -6.0f / 8.0f) / 16.0f);
+  EXPECT_EQ(QueryScale(params, 100), 1.0f);  // no llama_4_scaling
+  params.llama4_scaling = formats::Llama4Scaling{0.1, 32};
+  EXPECT_EQ(QueryScale(params, 31), 1.0f);
+  EXPECT_FLOAT_EQ(QueryScale(params, 32), 1.0f + 0.1f * std::log(2.0f));
+  EXPECT_FLOAT_EQ(QueryScale(params, 95), 1.0f + 0.1f * std::log(3.0f));
+}
+
 TEST(RopeTableTest, ThetaOneMillionHeadDimFour) {
   // Frequencies theta^(-2i/d): i = 0 -> 1, i = 1 -> 1e6^(-1/2) = 1e-3.
-  const std::vector<float> table = RopeTable(1e6, 4, 3);
+  const std::vector<float> table = RopeTable(RopeParams(1e6, 4), 3);
   ASSERT_EQ(table.size(), 3u * 2u * 2u);
   // Position 0: every angle is 0 -> cos 1, sin 0, exactly.
   for (int64_t pair = 0; pair < 2; ++pair) {
@@ -159,7 +190,7 @@ TEST(RopeTableTest, ThetaOneMillionHeadDimFour) {
 
 TEST(RopeTableTest, ThetaTenThousandHeadDimFour) {
   // i = 1 of head_dim 4 with theta 1e4: 1e4^(-1/2) = 1e-2, so position 2 has angle 0.02.
-  const std::vector<float> table = RopeTable(1e4, 4, 3);
+  const std::vector<float> table = RopeTable(RopeParams(1e4, 4), 3);
   EXPECT_FLOAT_EQ(At(table, 4, 1, 1, 0), 0.9999500004166653f);    // cos 0.01
   EXPECT_FLOAT_EQ(At(table, 4, 1, 1, 1), 0.009999833334166664f);  // sin 0.01
   EXPECT_FLOAT_EQ(At(table, 4, 2, 1, 0), 0.9998000066665778f);    // cos 0.02
@@ -172,7 +203,7 @@ TEST(RopeTableTest, ThetaTenThousandHeadDimFour) {
 TEST(RopeTableTest, LargePositionUsesAFloatAngle) {
   // Position 1000, frequency 1: angle 1000 (exact in float) -> cos 0.5623790762907029,
   // sin 0.8268795405320025.
-  const std::vector<float> table = RopeTable(1e4, 4, 1001);
+  const std::vector<float> table = RopeTable(RopeParams(1e4, 4), 1001);
   EXPECT_FLOAT_EQ(At(table, 4, 1000, 0, 0), 0.5623790762907029f);
   EXPECT_FLOAT_EQ(At(table, 4, 1000, 0, 1), 0.8268795405320025f);
 }
@@ -181,7 +212,7 @@ TEST(RopeTableTest, Head128FrequenciesAndUnitCircle) {
   // head_dim 128, theta 1e6: pair i has frequency 1e6^(-2i/128); at position 1 the angle is the
   // frequency itself, e.g. pair 32 -> 1e6^(-1/2) = 1e-3, pair 63 -> 1e6^(-126/128).
   const int64_t head_dim = 128;
-  const std::vector<float> table = RopeTable(1e6, head_dim, 4);
+  const std::vector<float> table = RopeTable(RopeParams(1e6, head_dim), 4);
   ASSERT_EQ(table.size(), 4u * 64u * 2u);
   EXPECT_NEAR(At(table, head_dim, 1, 32, 1), std::sin(1e-3), 1e-9);
   const double last = std::pow(1e6, -126.0 / 128.0);  // 1.2409e-6
