@@ -4,13 +4,20 @@
 // the saved adapter loads in mistral-finetune's layout.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "formats/model_folder.h"
 #include "model/lora_adapter.h"
+#include "model/lora_merge.h"
+#include "model/model_writer.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "ops/compute_context.h"
 #include "model/random_model.h"
 #include "testdata.h"
 #include "train/data/synthetic_dataset.h"
@@ -174,6 +181,71 @@ TEST(TuneTest, NonFiniteStepsAreSkippedAndThreeInARowStopTheRun) {
   }
   EXPECT_GE(checkpoints, 3);
   EXPECT_LT(checkpoints, options.steps);
+}
+
+// A Mistral 3-style model (YaRN with its attention factor, llama-4 temperature, an original
+// context of 16 so that the 64-token blocks cross it): a LoRA tuned on it and applied live gives
+// the logits of the model it is merged into.
+TEST(TuneTest, Mistral3TunedAdapterLiveEqualsMerged) {
+  BORA_REQUIRE_SHARED(shared);
+  testing::TempDir dir;
+  formats::ModelParams params = OneLayerParams();
+  params.yarn = formats::YarnParams{4.0, 16, 32.0, 1.0, true, 0.1 * std::log(4.0) + 1.0};
+  params.llama4_scaling = formats::Llama4Scaling{0.2, 16};
+  const std::string model_dir = dir.File("model");
+  {
+    ThreadPool pool(2);
+    model::WriteRandomModel(params, 5, model_dir, pool, false);
+  }
+  fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
+                model_dir + "/tokenizer.model.v3");
+  WriteSyntheticDataset(dir.File("train.jsonl"), SyntheticKind::kInstruct, 20, 1);
+  TuneOptions options;
+  options.model_dir = model_dir;
+  options.data.data = dir.File("train.jsonl");
+  options.data.seq_len = 64;
+  options.steps = 4;
+  options.rank = 4;
+  options.lr = 1e-2;
+  options.threads = 2;
+  options.out_dir = dir.File("run");
+  TuneObserver quiet;
+  RunTune(options, quiet);
+  const formats::ModelFolder folder = formats::InspectModelFolder(model_dir);
+  ASSERT_TRUE(folder.params.yarn && folder.params.llama4_scaling);
+  const model::LoraAdapter adapter =
+      model::LoadLoraAdapter(CheckpointDir(options.out_dir, 4) + "/consolidated", folder.params);
+
+  model::LoadOptions load;
+  load.threads = 2;
+  load.context = 80;
+  load.dtype = DType::kF32;
+  std::vector<int32_t> prompt;
+  for (int32_t t = 0; t < 70; ++t) prompt.push_back(1 + (t * 7919) % 30000);  // crosses 16, 32, 48, 64
+  const int64_t vocab = params.vocab_size;
+  auto logits_of = [&](const std::string& dir_path, const model::LoraAdapter* lora) {
+    auto engine = model::LoadModel(dir_path, load);
+    auto cache = engine->NewCache();
+    std::vector<float> logits(prompt.size() * vocab);
+    engine->Forward(prompt, cache, logits, true, lora);
+    return logits;
+  };
+  const std::vector<float> plain = logits_of(model_dir, nullptr);
+  const std::vector<float> live = logits_of(model_dir, &adapter);
+  {
+    model::ModelWeights weights = model::LoadModelWeights(folder);
+    ops::ComputeContext ctx(2);
+    model::MergeLora(adapter, folder.params, weights, DType::kF32, ctx);
+    model::WriteModelFolder(weights, folder.params, dir.File("merged"));
+  }
+  const std::vector<float> merged = logits_of(dir.File("merged"), nullptr);
+  double tuned = 0, difference = 0;
+  for (size_t i = 0; i < live.size(); ++i) {
+    tuned = std::max(tuned, static_cast<double>(std::fabs(live[i] - plain[i])));
+    difference = std::max(difference, static_cast<double>(std::fabs(live[i] - merged[i])));
+  }
+  EXPECT_GT(tuned, 1e-3);  // the tuned adapter changes the model
+  EXPECT_LE(difference, 1e-4);
 }
 
 }  // namespace
