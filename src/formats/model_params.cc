@@ -1,6 +1,7 @@
 // Parsing and validation of params.json / config.json.
 #include "formats/model_params.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -244,7 +245,11 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   params.vocab_size = reader.Int("vocab_size");
   params.norm_eps = reader.Number("norm_eps");
   if (reader.Has("max_seq_len")) params.max_positions = reader.Int("max_seq_len");
-  if (reader.Has("max_position_embeddings")) params.max_positions = reader.Int("max_position_embeddings");
+  if (reader.Has("max_position_embeddings")) {
+    // Both present (Mistral Large 3): the smaller one bounds the context.
+    const int64_t positions = reader.Int("max_position_embeddings");
+    params.max_positions = params.max_positions ? std::min(*params.max_positions, positions) : positions;
+  }
   if (const Json* tied = Present(root, "tied_embeddings")) {
     if (!tied->is_boolean()) reader.Fail("\"tied_embeddings\" must be true or false");
     params.tie_embeddings = tied->get<bool>();

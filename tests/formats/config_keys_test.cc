@@ -212,6 +212,23 @@ TEST(ConfigKeysTest, YarnAttentionFactorFromApplyScaleAndMscale) {
   EXPECT_THROW(ParseHfConfig(no_theta.dump(), "c.json"), FormatError);
 }
 
+// transformers >= 5 writes MistralForCausalLM's rope_theta inside rope_parameters: it is read
+// there, never replaced by the class default 1e4.
+TEST(ConfigKeysTest, Transformers5MistralConfigKeepsItsRopeTheta) {
+  BORA_REQUIRE_SHARED(shared);
+  Json config = Json::parse(ReadText(shared + "/reference-models/tiny-dense/hf/config.json"));
+  config.erase("rope_theta");
+  config["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}};
+  const ModelParams p = ParseHfConfig(config.dump(), "c.json");
+  EXPECT_DOUBLE_EQ(p.rope_theta, 1e6);
+  EXPECT_FALSE(p.yarn.has_value());
+  config["rope_theta"] = 5e5;  // two thetas that disagree
+  EXPECT_THROW(ParseHfConfig(config.dump(), "c.json"), FormatError);
+  config.erase("rope_theta");
+  config["rope_parameters"]["factor"] = 2.0;  // yarn fields on a default rope
+  EXPECT_THROW(ParseHfConfig(config.dump(), "c.json"), FormatError);
+}
+
 TEST(ConfigKeysTest, MistralParamsJsonRoundTripsTheMistral3Fields) {
   BORA_REQUIRE_SHARED(shared);
   const std::string path = shared + "/reference-models/tiny-ministral3/mistral/params.json";
