@@ -576,8 +576,9 @@ ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_na
     if (const Json* type = Present(*text, "model_type"); type && *type != "ministral3" && *type != "mistral") {
       throw Unsupported(file_name + ": text_config.model_type " + type->dump() + " is not supported (ministral3, mistral)");
     }
-    const std::string text_family = Present(*text, "model_type") && *Present(*text, "model_type") == "mistral"
-                                        ? "mistral" : "ministral3";
+    // transformers' Mistral3Config defaults text_config to a MistralConfig.
+    const std::string text_family = Present(*text, "model_type") && *Present(*text, "model_type") == "ministral3"
+                                        ? "ministral3" : "mistral";
     params = ParseHfTextModel(reader, *text, "text_config.", text_family);
     if (const Json* tie = Present(root, "tie_word_embeddings"); tie && !Present(*text, "tie_word_embeddings")) {
       if (!tie->is_boolean()) reader.Fail("\"tie_word_embeddings\" must be true or false");
