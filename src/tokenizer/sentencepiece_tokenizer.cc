@@ -362,7 +362,7 @@ void SentencePieceTokenizer::BuildTables(const std::string& path) {
 
   // Ask the library how it treats a leading U+2581 rather than trusting the normalizer flags:
   // add_dummy_prefix strips it from the first piece only; remove_extra_whitespaces would strip
-  // it from every leading piece until text appears, which is not supported.
+  // it from every leading piece until text appears (remove_extra_whitespaces).
   if (!marked) return;  // no piece could ever be stripped
   const std::string& marked_bytes = token_bytes_[*marked];
   const std::string alone = decode({*marked});
@@ -374,10 +374,16 @@ void SentencePieceTokenizer::BuildTables(const std::string& path) {
   }
   const int space = processor_->PieceToId(kSpaceMarker);
   if (strips_leading_space_ && space >= 0 && space < size && kinds_[space] == PieceKind::kText &&
-      processor_->IdToPiece(space) == kSpaceMarker && decode({space, *marked}) != marked_bytes) {
-    throw Unsupported(path +
-                      ": SentencePiece models with remove_extra_whitespaces are not supported");
+      processor_->IdToPiece(space) == kSpaceMarker) {
+    const std::string after_space = decode({space, *marked});
+    if (after_space == marked_bytes.substr(1)) {
+      strips_repeated_leading_space_ = true;
+    } else if (after_space != marked_bytes) {
+      throw Unsupported(path + ": SentencePiece model decodes leading spaces in a way bora cannot stream");
+    }
   }
+  // Without a lone U+2581 piece no piece decodes to nothing after the strip, so the repeated
+  // rule could never apply.
 }
 
 void SentencePieceTokenizer::CheckId(int32_t id) const {

@@ -58,6 +58,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   // first non-control piece when that piece is a normal or user-defined piece. Byte pieces and
   // <unk> are never stripped, and once any of them has been decoded no later piece is.
   bool StripsLeadingSpace() const override { return strips_leading_space_; }
+  // remove_extra_whitespaces (llama2.c's and other trainers' default): the leading U+2581 of
+  // every such piece is dropped until decoded text is non-empty.
+  bool StripsRepeatedLeadingSpace() const override { return strips_repeated_leading_space_; }
 
   int32_t bos_id() const override { return bos_id_; }
   int32_t eos_id() const override { return eos_id_; }
@@ -78,6 +81,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::vector<PieceKind> kinds_;
   std::vector<std::string> token_bytes_;
   bool strips_leading_space_ = false;
+  bool strips_repeated_leading_space_ = false;
   int32_t bos_id_ = -1;
   int32_t eos_id_ = -1;
   int32_t unk_id_ = -1;

@@ -19,7 +19,8 @@ StreamingDetokenizer::StreamingDetokenizer(const Tokenizer& tokenizer, SpecialTo
       one_replacement_per_byte_(tokenizer.backend() == Backend::kSentencePiece),
       keep_writes_pieces_(tokenizer.backend() == Backend::kSentencePiece &&
                           policy == SpecialTokenPolicy::kKeep),
-      strips_leading_space_(tokenizer.StripsLeadingSpace()) {}
+      strips_leading_space_(tokenizer.StripsLeadingSpace()),
+      strips_repeated_leading_space_(tokenizer.StripsRepeatedLeadingSpace()) {}
 
 std::string StreamingDetokenizer::Push(int32_t id) {
   if (id < 0 || id >= tokenizer_->vocab_size()) {
@@ -51,7 +52,8 @@ std::string StreamingDetokenizer::Push(int32_t id) {
     if (strips_leading_space_ && bytes.starts_with(' ') && id != tokenizer_->unk_id() &&
         tokenizer_->IdToPiece(id).starts_with(kSpaceMarker)) {
       bytes.erase(0, 1);
-      at_start_ = false;
+      // remove_extra_whitespaces: a piece that was only the space leaves the next one stripped.
+      at_start_ = strips_repeated_leading_space_ && bytes.empty();
     } else if (!bytes.empty()) {
       at_start_ = false;
     }

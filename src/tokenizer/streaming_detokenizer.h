@@ -47,6 +47,7 @@ class StreamingDetokenizer {
   // mistral-common's SentencePiece kKeep writes every id as its raw piece text.
   bool keep_writes_pieces_;
   bool strips_leading_space_;
+  bool strips_repeated_leading_space_;
   // Nothing written and no dummy-prefix space dropped since the start of the sequence.
   bool at_start_ = true;
   std::string pending_;  // an incomplete but so far valid UTF-8 sequence (at most 3 bytes)

@@ -63,6 +63,9 @@ class Tokenizer {
   // Whether Decode drops one leading space from the first piece (SentencePiece's dummy
   // prefix); the streaming detokenizer applies the same rule.
   virtual bool StripsLeadingSpace() const = 0;
+  // With StripsLeadingSpace(): whether the rule repeats until text appears (SentencePiece's
+  // remove_extra_whitespaces: a piece that was only a space leaves the next one stripped too).
+  virtual bool StripsRepeatedLeadingSpace() const { return false; }
 
   virtual int32_t bos_id() const = 0;
   virtual int32_t eos_id() const = 0;

@@ -178,12 +178,14 @@ void Matcher::Accept(int32_t token) {
     threads_.swap(scratch_a_);
     strip_space_ = vocabulary_->strips_leading_space();
   } else {
-    if (!IsText(token) || !AdvanceText(TextOf(token), closed_)) {
+    const std::string_view text = IsText(token) ? TextOf(token) : std::string_view();
+    if (!IsText(token) || !AdvanceText(text, closed_)) {
       pda_.Rollback(mark);
       refuse("does not continue the text allowed by the grammar");
     }
     threads_.swap(closed_);
-    strip_space_ = false;
+    // remove_extra_whitespaces: a token that decoded to nothing leaves the next one stripped.
+    strip_space_ = strip_space_ && text.empty() && vocabulary_->strips_repeated_leading_space();
   }
   pda_.Compact(threads_);
 }

@@ -9,7 +9,9 @@
 namespace bora::runtime::constraint {
 
 TokenVocabulary::TokenVocabulary(const tokenizer::Tokenizer& tokenizer)
-    : eos_id_(tokenizer.eos_id()), strips_leading_space_(tokenizer.StripsLeadingSpace()) {
+    : eos_id_(tokenizer.eos_id()),
+      strips_leading_space_(tokenizer.StripsLeadingSpace()),
+      strips_repeated_leading_space_(tokenizer.StripsRepeatedLeadingSpace()) {
   const int32_t n = tokenizer.vocab_size();
   offsets_.reserve(static_cast<size_t>(n) + 1);
   special_.assign(static_cast<size_t>(n), 0);

@@ -46,6 +46,8 @@ class TokenVocabulary {
   // The decoder drops a leading space of the first piece of a text segment (SentencePiece's
   // dummy prefix): at the start of the output and right after a special token.
   bool strips_leading_space() const { return strips_leading_space_; }
+  // remove_extra_whitespaces: the strip repeats while the tokens decoded nothing.
+  bool strips_repeated_leading_space() const { return strips_repeated_leading_space_; }
   bool is_special(int32_t id) const { return special_[id] != 0; }
   std::string_view bytes(int32_t id) const {
     return std::string_view(bytes_).substr(offsets_[id], offsets_[id + 1] - offsets_[id]);
@@ -64,6 +66,7 @@ class TokenVocabulary {
   std::vector<uint8_t> in_trie_;   // [size] 1 for ids in the trie
   int32_t eos_id_ = -1;
   bool strips_leading_space_ = false;
+  bool strips_repeated_leading_space_ = false;
   ByteTrie trie_;
   std::vector<StringTokenTable> string_tables_;  // [kStrSubCount]
   int32_t max_depth_ = 0;

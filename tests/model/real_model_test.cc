@@ -1,0 +1,52 @@
+// The first check on trained weights: bora's greedy output on stories260K (llama2.c's real
+// model, float32) equals the token ids llama2.c's run.c printed, from BOS alone and from the
+// prompt "Once upon a time".
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/activation.h"
+#include "model/transformer.h"
+#include "testdata.h"
+
+namespace bora::testing {
+namespace {
+
+// Greedy continuation of `prompt` for `count` tokens, fed one token at a time like run.c.
+std::vector<int32_t> Greedy(model::Transformer& engine, const std::vector<int32_t>& prompt, size_t count) {
+  model::ContiguousKvCache cache = engine.NewCache();
+  const int64_t vocab = engine.params().vocab_size;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  engine.Forward(prompt, cache, logits, false);
+  std::vector<int32_t> out;
+  while (out.size() < count) {
+    const int32_t next = static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab));
+    out.push_back(next);
+    engine.Forward(std::span<const int32_t>(&out.back(), 1), cache, logits, false);
+  }
+  return out;
+}
+
+TEST(RealModelTest, Stories260KGreedyEqualsLlama2c) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string dir = shared + "/real-models/stories260K";
+  std::ifstream in(dir + "/reference_outputs.json");
+  const nlohmann::json runs = nlohmann::json::parse(in).at("runs");
+  model::LoadOptions options;
+  options.threads = 2;
+  options.dtype = DType::kF32;
+  auto engine = model::LoadModel(dir, options);
+  for (const char* run : {"bos", "once"}) {
+    const std::vector<int32_t> input = runs.at(run).at("input_ids").get<std::vector<int32_t>>();
+    const std::vector<int32_t> printed = runs.at(run).at("printed_token_ids").get<std::vector<int32_t>>();
+    // run.c prints the prompt tokens after BOS, then what it generated.
+    const std::vector<int32_t> expected(printed.begin() + static_cast<int64_t>(input.size()) - 1, printed.end());
+    ASSERT_GT(expected.size(), 90u);
+    EXPECT_EQ(Greedy(*engine, input, expected.size()), expected) << run;
+  }
+}
+
+}  // namespace
+}  // namespace bora::testing
