@@ -36,7 +36,7 @@ std::vector<int32_t> ParseTokenList(const std::string& text) {
 }  // namespace bora::app
 
 int main(int argc, char** argv) {
-  CLI::App app{"bora: run, serve and fine-tune Mistral-family models on your own CPU."};
+  CLI::App app{"bora: run, serve and fine-tune Mistral-family models on your own CPU.", "bora"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "bora 0.1.0");
   const bora::app::Command commands[] = {
@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
       bora::app::RegisterTokenize(app), bora::app::RegisterRender(app), bora::app::RegisterServe(app),
       bora::app::RegisterChat(app), bora::app::RegisterMergeLora(app),
       bora::app::RegisterTune(app), bora::app::RegisterMakeDataset(app)};
+  if (argc == 1) {  // a newcomer's first try: what bora can do, not "a subcommand is required"
+    std::printf("%s", app.help().c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

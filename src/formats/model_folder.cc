@@ -116,12 +116,30 @@ std::vector<std::string> MistralWeightFiles(const fs::path& dir) {
 
 }  // namespace
 
+void CheckModelFolderPath(const std::string& path) {
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) {
+    throw IoError(path + ": no such file or folder (--model takes a model folder with params.json or config.json)");
+  }
+  if (fs::is_directory(status)) return;
+  char magic[4] = {};
+  std::ifstream in(path, std::ios::binary);
+  in.read(magic, 4);
+  if (in.gcount() == 4 && std::string(magic, 4) == "GGUF") {
+    throw IoError(path + ": is a GGUF file, which bora does not read yet; use the model's original folder "
+                  "(Mistral-native params.json + consolidated.safetensors, or Hugging Face config.json + *.safetensors)");
+  }
+  const std::string name = fs::path(path).filename().string();
+  if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) {
+    throw IoError(path + ": is a weight file; --model takes the folder that holds it with its params.json or config.json");
+  }
+  throw IoError(path + ": is a file, not a model folder (expected a folder with params.json or config.json)");
+}
+
 ModelFolder InspectModelFolder(const std::string& dir_text) {
   fs::path dir(dir_text);
-  std::error_code error;
-  if (!fs::is_directory(dir, error)) {
-    throw IoError(dir_text + ": not a model folder (expected a directory with params.json or config.json)");
-  }
+  CheckModelFolderPath(dir_text);
   ModelFolder folder;
   folder.path = dir_text;
   bool has_params = fs::exists(dir / "params.json");

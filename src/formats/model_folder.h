@@ -24,6 +24,10 @@ struct ModelFolder {
   ModelParams params;
 };
 
+// Throws IoError saying what `path` is when it is not a folder bora can open: missing, a GGUF
+// file (not read yet), a safetensors or other file instead of the folder holding it.
+void CheckModelFolderPath(const std::string& path);
+
 // Reads the config and lists the weight files without mapping them (cheap: used for the memory
 // estimate before loading). Throws IoError/FormatError/Unsupported naming the file and problem.
 ModelFolder InspectModelFolder(const std::string& dir);

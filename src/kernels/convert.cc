@@ -2,7 +2,9 @@
 #include "kernels/convert.h"
 
 #include <cstring>
+#include <string>
 
+#include "base/error.h"
 #include "base/float16.h"
 
 namespace bora::kernels {
@@ -22,7 +24,13 @@ void RowToF32(DType dtype, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(in[i]);
       return;
     }
+    case DType::kU8:
+    case DType::kQ8:
+    case DType::kQ4:
+      break;
   }
+  // Raw bytes and packed matrices have no per-row float view: a caller bug, never data.
+  throw InvalidArgument("RowToF32: dtype " + std::string(DTypeName(dtype)) + " is not a float format");
 }
 
 }  // namespace bora::kernels

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "formats/model_folder.h"
 #include "formats/tokenizer_file.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tekken_tokenizer.h"
@@ -106,6 +107,7 @@ LoadedTokenizer ParseTokenizer(std::string_view bytes, const std::string& path,
 }
 
 std::string FindTokenizerFile(const std::string& folder) {
+  formats::CheckModelFolderPath(folder);  // a missing path or a file says so, not "no tokenizer"
   std::vector<std::string> names;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {

@@ -60,7 +60,11 @@ TEST(CliTest, HelpOnEveryCommand) {
     EXPECT_EQ(help.exit_code, 0) << command;
     EXPECT_NE(help.output.find("--"), std::string::npos) << help.output;
   }
-  EXPECT_NE(RunBora("").exit_code, 0);               // a subcommand is required
+  const CommandResult bare = RunBora("");  // no subcommand: the list of them
+  EXPECT_NE(bare.exit_code, 0);
+  for (const char* name : {"generate", "serve", "chat", "tune", "quantize", "check-golden"}) {
+    EXPECT_NE(bare.output.find(name), std::string::npos) << bare.output;
+  }
   EXPECT_NE(RunBora("no-such-command").exit_code, 0);
 }
 
@@ -130,7 +134,12 @@ TEST(CliTest, BadInputGetsOneLineErrorAndNonZeroExit) {
       {"generate --model " + model + " --tokens 1,-2", "not a token id"},
       {"generate --model " + model + " --tokens 1,4096", "outside the vocabulary"},
       {"generate --model " + model + " --tokens 1,2 --max-tokens 4095", "exceeds the context"},
-      {"generate --model /nonexistent/model --tokens 1", "not a model folder"},
+      {"generate --model /nonexistent/model --tokens 1", "no such file or folder"},
+      {"generate --model /nonexistent/model --prompt hi", "no such file or folder"},
+      {"generate --model " + model + "/consolidated.safetensors --prompt hi", "is a weight file"},
+      {"generate --model " + shared + "/real-models/stories260K/gguf/stories260K-F32.gguf --prompt hi",
+       "is a GGUF file"},
+      {"serve --model " + shared + "/real-models/stories260K/params.json", "is a file, not a model folder"},
       {"check-golden /nonexistent/ref", "cannot open"},
       {"make-model --preset huge --out /tmp/x", "huge"},
       {"make-model --moe 2,3 --out /tmp/bora-never-written", "num_experts_per_tok"},

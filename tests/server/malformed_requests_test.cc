@@ -786,10 +786,13 @@ void AddTools(Corpus& c) {
       Body(kChat, {{"tools", {Tool("f", {{"type", "banana"}})}}, {"tool_choice", "required"}}),
       400);
   Json tools = Json::array();
-  for (int i = 0; i < 129; ++i) tools.push_back(Tool("f" + std::to_string(i), ObjectSchema()));
+  // Names built with append: GCC 12 flags "literal" + std::string&& with a false -Wrestrict.
+  for (int i = 0; i < 129; ++i) {
+    tools.push_back(Tool(std::string("f").append(std::to_string(i)), ObjectSchema()));
+  }
   c.AddJson(g, "129 tools", kChat, Body(kChat, {{"tools", tools}}), 400);
   Json big_enum = Json::array();
-  for (int i = 0; i < 60000; ++i) big_enum.push_back("v" + std::to_string(i));
+  for (int i = 0; i < 60000; ++i) big_enum.push_back(std::string("v").append(std::to_string(i)));
   c.AddJson(
       g, "a 500 KB schema", kChat,
       Body(kChat,

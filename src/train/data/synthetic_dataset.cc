@@ -163,7 +163,8 @@ std::string ToolsRecord(Xoshiro256& rng) {
       answer = "It is " + sky + " and " + std::to_string(degrees) + " degrees in " + city + ".";
     } else {
       const int hour = static_cast<int>(UniformBelow(rng, 24));
-      const std::string time = (hour < 10 ? "0" : "") + std::to_string(hour) + ":00";
+      // Built with append: GCC 12 flags "literal" + std::string&& with a false -Wrestrict.
+      const std::string time = std::string(hour < 10 ? "0" : "").append(std::to_string(hour)).append(":00");
       result = OrderedJson{{"time", time}}.dump();
       answer = "It is " + time + " in " + city + ".";
     }

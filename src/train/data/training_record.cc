@@ -56,7 +56,8 @@ bool IsValidToolCallId(std::string_view id) {
 std::string Quote(std::string_view text) {
   std::string shown(text.substr(0, 40));
   if (text.size() > 40) shown += "...";
-  return "'" + tokenizer::ReplaceInvalidUtf8(shown) + "'";
+  // Built with append: GCC 12 flags "literal" + std::string&& with a false -Wrestrict.
+  return std::string("'").append(tokenizer::ReplaceInvalidUtf8(shown)).append("'");
 }
 
 // Thrown by the parser callback at the first container nested deeper than allowed.

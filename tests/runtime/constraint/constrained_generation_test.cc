@@ -123,7 +123,7 @@ void RunVocabulary(const std::string& tokenizer_path) {
         if (sequences[s].done) continue;
         live.push_back(s);
         items.push_back({std::span<const int32_t>(&sequences[s].next, 1), &sequences[s].cache,
-                         std::span<float>(logits.data() + s * vocab, vocab), false});
+                         std::span<float>(logits.data() + s * vocab, vocab), false, {}, nullptr});
       }
       if (items.empty()) break;
       transformer->ForwardBatch(items);
@@ -154,7 +154,9 @@ void RunVocabulary(const std::string& tokenizer_path) {
     }
     std::printf("%-28s %3d of %d end with EOS, %.1f tokens on average\n", schema_case.file,
                 finished, kSamples, static_cast<double>(total_tokens) / kSamples);
-    if (schema_case.bounded) EXPECT_EQ(finished, kSamples) << schema_case.file;
+    if (schema_case.bounded) {
+      EXPECT_EQ(finished, kSamples) << schema_case.file;
+    }
     finished_unbounded += schema_case.bounded ? 0 : finished;
   }
   // Unbounded strings may run past 512 tokens under random weights, but not all of them.
