@@ -605,7 +605,10 @@ Json RunCompletion(PreparedCompletion& prepared, Metrics& metrics,
       choice["logprobs"] =
           p.request.sampling.logprobs ? LegacyLogprobs(p.model->tokenizer(), c.sampled) : Json();
     } else {
-      Json message = {{"role", "assistant"}, {"content", c.text}, {"prefix", false}};
+      // Beside tool calls, whitespace before [TOOL_CALLS] is no content (and must not make the
+      // message invalid when the client sends it back).
+      const bool blank = c.text.find_first_not_of(" \t\r\n") == std::string::npos;
+      Json message = {{"role", "assistant"}, {"content", calls && blank ? std::string() : c.text}, {"prefix", false}};
       message["tool_calls"] = calls ? state.ToolCallsJson(c, false) : Json();
       choice["message"] = message;
       if (p.request.sampling.logprobs) {

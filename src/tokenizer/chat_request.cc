@@ -157,6 +157,13 @@ Message ParseMessage(const OrderedJson& value, const std::string& where, Validat
       }
     }
     message.prefix = OptionalBool(value, "prefix", where);
+    // Whitespace-only text beside tool calls counts as no content: clients send back the
+    // assistant messages they received (a " " before [TOOL_CALLS] included) unchanged.
+    if (message.tool_calls && !message.tool_calls->empty() && message.content.present &&
+        !message.content.is_chunks &&
+        message.content.text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      message.content = Content{};
+    }
   }
   if (message.role == Role::kTool) {
     message.tool_call_id = OptionalString(value, "tool_call_id", where);

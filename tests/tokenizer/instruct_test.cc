@@ -395,6 +395,34 @@ TEST(InstructValidationTest, RejectsWhatMistralCommonRejects) {
   }
 }
 
+// An assistant message bora returned (" " before its tool calls) and the client sends back
+// unchanged is accepted: whitespace-only content beside tool calls is no content. Real text
+// beside tool calls is still refused before v7, like mistral-common.
+TEST(InstructValidationTest, WhitespaceContentBesideToolCallsIsNoContent) {
+  BORA_REQUIRE_SHARED(shared);
+  const auto& v3 = SharedTokenizer(shared, kSpmV3);
+  InstructEncoder encoder(*v3.tokenizer, v3.version.version);
+  auto request = [](const std::string& content) {
+    return OrderedJson::parse(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": )" +
+                              content + R"(, "tool_calls": [{"id": "123456789", "function": {"name": "f", "arguments": "{}"}}]},
+               {"role": "tool", "tool_call_id": "123456789", "content": "x"}]})");
+  };
+  const std::string without =
+      encoder.EncodeChat(tokenizer::ParseChatRequest(request("null"), ValidationMode::kServing), ValidationMode::kServing)
+          .text;
+  for (const char* blank : {R"(" ")", R"("\n")", R"("")"}) {
+    EXPECT_EQ(encoder
+                  .EncodeChat(tokenizer::ParseChatRequest(request(blank), ValidationMode::kServing),
+                              ValidationMode::kServing)
+                  .text,
+              without)
+        << blank;
+  }
+  EXPECT_THROW(encoder.EncodeChat(tokenizer::ParseChatRequest(request(R"("text")"), ValidationMode::kServing),
+                                  ValidationMode::kServing),
+               InvalidArgument);
+}
+
 TEST(InstructValidationTest, ServingModeIsStricterThanTestMode) {
   BORA_REQUIRE_SHARED(shared);
   const auto& v3 = SharedTokenizer(shared, kSpmV3);
