@@ -18,6 +18,9 @@ timed cmake --preset release >/dev/null
 timed cmake --build --preset release -j "$jobs"
 stage "release tests"
 timed ctest --preset release -j "$jobs" -L 'unit|numerical|e2e'
+# The README's first command: the real model's story, a fine-tune and two API calls.
+stage "demo (scripts/demo.sh)"
+timed bash -c 'scripts/demo.sh > build/demo.log 2>&1 || { tail -n 40 build/demo.log; exit 1; }'
 
 # The official SDKs (npm, pinned by package-lock.json) and headless Chromium against the real
 # server, release build only.
