@@ -982,6 +982,24 @@ async function mistralToolCall(signal, seed) {
   return msg;
 }
 
+// A client sends back the assistant message it received, unchanged (whatever text came before
+// [TOOL_CALLS], " " included): the next turn must be accepted.
+test('tools: the returned assistant message sent back unchanged is accepted (mistral sdk)', async ({ signal }) => {
+  const msg = await mistralToolCall(signal, 33);
+  const tc = msg.toolCalls[0];
+  for (const assistant of [{ ...msg, role: 'assistant' }, { role: 'assistant', content: ' ', toolCalls: [tc] }]) {
+    const res = await mistral.chat.complete({
+      model: MODEL, tools: TOOLS, maxTokens: 8, temperature: 0.7, randomSeed: 34,
+      messages: [
+        ...TOOL_MSGS,
+        assistant,
+        { role: 'tool', toolCallId: tc.id, name: tc.function.name, content: '{"temperature": 21}' },
+      ],
+    }, { signal });
+    assert(typeof res.choices[0].message.content === 'string', `content: ${show(res.choices[0].message.content)}`);
+  }
+});
+
 test('tools: tool-result follow-up turn (mistral sdk)', async ({ signal }) => {
   const msg = await mistralToolCall(signal, 31);
   const tc = msg.toolCalls[0];
