@@ -200,33 +200,8 @@ TEST(TrainableModelTest, ForwardMatchesInference) {
         [](model::LoraMatrix& m, const std::string&) { std::fill(m.b.begin(), m.b.end(), 0.0f); });
     const CrossEntropyResult trained = trainable->Run(lora, batch, nullptr, 1.0, 0);
 
-    model::LoadOptions options;
-    options.threads = 2;
-    options.dtype = DType::kF32;
-    options.context = 64;
-    auto inference = model::LoadModel(dir.path(), options);
-    const int64_t vocab = inference->params().vocab_size;
-    double loss = 0;
     int64_t count = 0;
-    const std::vector<int32_t> ends = {8, 13};
-    int64_t start = 0;
-    for (int64_t end : ends) {
-      std::vector<int32_t> tokens(batch.inputs.begin() + start, batch.inputs.begin() + end);
-      auto cache = inference->NewCache();
-      std::vector<float> logits(tokens.size() * vocab);
-      inference->Forward(tokens, cache, logits, true);
-      for (int64_t t = start; t < end; ++t) {
-        if (!batch.mask[t]) continue;
-        const float* row = logits.data() + (t - start) * vocab;
-        double max_logit = row[0];
-        for (int64_t i = 1; i < vocab; ++i) max_logit = std::max<double>(max_logit, row[i]);
-        double sum = 0;
-        for (int64_t i = 0; i < vocab; ++i) sum += std::exp(row[i] - max_logit);
-        loss += max_logit + std::log(sum) - row[batch.targets[t]];
-        ++count;
-      }
-      start = end;
-    }
+    const double loss = InferenceLoss(dir.path(), batch, &count);
     EXPECT_EQ(trained.count, count);
     EXPECT_NEAR(trained.loss_sum, loss, 1e-4 * std::abs(loss)) << (moe ? "moe" : "dense");
   }

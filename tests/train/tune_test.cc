@@ -123,11 +123,12 @@ formats::ModelParams OneLayerParams() {
 
 // A one-layer tiny model with the v3 tokenizer and 20 synthetic instruct records in `dir`; the
 // options of a short rank-4 run on it, writing to DIR/run.
-TuneOptions OneLayerRun(const std::string& shared, const testing::TempDir& dir) {
+TuneOptions OneLayerRun(const std::string& shared, const testing::TempDir& dir,
+                        const formats::ModelParams& params = OneLayerParams()) {
   const std::string model_dir = dir.File("model");
   {
     ThreadPool pool(2);
-    model::WriteRandomModel(OneLayerParams(), 1, model_dir, pool, false);
+    model::WriteRandomModel(params, 1, model_dir, pool, false);
   }
   fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
                 model_dir + "/tokenizer.model.v3");
@@ -192,23 +193,10 @@ TEST(TuneTest, Mistral3TunedAdapterLiveEqualsMerged) {
   formats::ModelParams params = OneLayerParams();
   params.yarn = formats::YarnParams{4.0, 16, 32.0, 1.0, true, 0.1 * std::log(4.0) + 1.0};
   params.llama4_scaling = formats::Llama4Scaling{0.2, 16};
-  const std::string model_dir = dir.File("model");
-  {
-    ThreadPool pool(2);
-    model::WriteRandomModel(params, 5, model_dir, pool, false);
-  }
-  fs::copy_file(shared + "/tokenizers/mistral_instruct_tokenizer_240323.model.v3",
-                model_dir + "/tokenizer.model.v3");
-  WriteSyntheticDataset(dir.File("train.jsonl"), SyntheticKind::kInstruct, 20, 1);
-  TuneOptions options;
-  options.model_dir = model_dir;
-  options.data.data = dir.File("train.jsonl");
-  options.data.seq_len = 64;
+  TuneOptions options = OneLayerRun(shared, dir, params);
   options.steps = 4;
-  options.rank = 4;
   options.lr = 1e-2;
-  options.threads = 2;
-  options.out_dir = dir.File("run");
+  const std::string model_dir = options.model_dir;
   TuneObserver quiet;
   RunTune(options, quiet);
   const formats::ModelFolder folder = formats::InspectModelFolder(model_dir);
