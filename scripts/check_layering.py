@@ -10,7 +10,7 @@ ALLOWED = {
     "kernels": {"base"},
     "tensor": {"base", "kernels"},
     "ops": {"base", "kernels", "tensor"},
-    "formats": {"base", "tensor"},
+    "formats": {"base", "kernels", "tensor"},
     "tokenizer": {"base", "formats"},
     "model": {"base", "kernels", "tensor", "ops", "formats"},
     "runtime": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model"},

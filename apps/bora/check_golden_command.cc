@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "check_golden_gguf.h"
 #include "commands.h"
 #include "model/golden.h"
 #include "model/transformer.h"
@@ -20,6 +22,8 @@ namespace fs = std::filesystem;
 
 struct CheckGoldenFlags {
   std::string ref_dir;
+  std::string model;      // --model: a GGUF (or folder) checked against REF_DIR's golden/
+  bool dtype_given = false;
   std::string layout = "all";
   bool json = false;
   int threads = 0;
@@ -30,8 +34,8 @@ struct CheckGoldenFlags {
 // --dtype bf16|q8|q4: teacher-forced quality against the f32 goldens, with the exit rule of
 // dense models (q8 and bf16 at least as close as Mistral's own bf16 compute, q4 within 3x its
 // RMS error); MoE models are reported only (quantization flips expert choices).
-template <typename GoldenOf>
-int RunQuality(const CheckGoldenFlags& flags, GoldenOf golden_of, const std::vector<std::string>& layouts,
+template <typename GoldenOf, typename PathOf>
+int RunQuality(const CheckGoldenFlags& flags, GoldenOf golden_of, PathOf path_of, const std::vector<std::string>& layouts,
                int64_t needed_context) {
   const DType dtype = model::ParseWeightDType(flags.dtype);
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
@@ -46,7 +50,7 @@ int RunQuality(const CheckGoldenFlags& flags, GoldenOf golden_of, const std::vec
     options.context = std::max<int64_t>(4096, needed_context);
     options.threads = flags.threads;
     options.dtype = dtype;
-    std::unique_ptr<model::Transformer> model = model::LoadModel((fs::path(flags.ref_dir) / layout).string(), options);
+    std::unique_ptr<model::Transformer> model = model::LoadModel(path_of(layout), options);
     const model::GoldenSet& golden = golden_of(layout);
     double sum_sq_diff = 0, sum_sq_golden = 0, worst_top1 = 1;
     for (const model::GoldenCase& golden_case : golden.cases) {
@@ -95,7 +99,7 @@ std::string GoldenDirOf(const std::string& layout) {
   for (const auto& [name, golden] : kLayouts) {
     if (layout == name) return golden;
   }
-  throw InvalidArgument("unknown layout \"" + layout + "\"");
+  return "golden";  // --model: the reference weights' goldens
 }
 
 int RunCheckGolden(const CheckGoldenFlags& flags) {
@@ -103,8 +107,17 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
     throw IoError(flags.ref_dir + ": cannot open: no such folder (expected a reference folder with golden/ and "
                   "model folders, e.g. ../shared/reference-models/tiny-dense)");
   }
+  if (flags.model.empty() && IsGgufGoldenFolder(flags.ref_dir)) {
+    return RunCheckGgufGolden(flags.ref_dir, flags.dtype_given ? std::optional<std::string>(flags.dtype) : std::nullopt,
+                              flags.threads, flags.json);
+  }
   std::vector<std::string> layouts;
+  if (!flags.model.empty()) {
+    if (!fs::is_directory(fs::path(flags.ref_dir) / "golden")) throw IoError(flags.ref_dir + ": has no golden/ folder");
+    layouts.push_back(flags.model);
+  }
   for (const auto& [name, golden_dir] : kLayouts) {
+    if (!flags.model.empty()) break;
     if (flags.layout != "all" && flags.layout != name) continue;
     if (fs::is_directory(fs::path(flags.ref_dir) / name)) {
       if (!fs::is_directory(fs::path(flags.ref_dir) / golden_dir)) {
@@ -130,8 +143,11 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
     }
   }
   auto golden_of = [&](const std::string& layout) -> const model::GoldenSet& { return goldens.at(GoldenDirOf(layout)); };
+  auto path_of = [&](const std::string& layout) {
+    return flags.model.empty() ? (fs::path(flags.ref_dir) / layout).string() : flags.model;
+  };
 
-  if (flags.dtype != "f32") return RunQuality(flags, golden_of, layouts, needed_context);
+  if (flags.dtype != "f32") return RunQuality(flags, golden_of, path_of, layouts, needed_context);
 
   bool all_passed = true;
   nlohmann::ordered_json report = {{"ref_dir", flags.ref_dir}, {"tolerance", model::kGoldenTolerance}};
@@ -145,11 +161,10 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
     options.context = std::max<int64_t>(4096, needed_context);
     options.threads = flags.threads;
     options.dtype = DType::kF32;
-    std::unique_ptr<model::Transformer> model =
-        model::LoadModel((fs::path(flags.ref_dir) / layout).string(), options);
+    std::unique_ptr<model::Transformer> model = model::LoadModel(path_of(layout), options);
     const model::GoldenSet& golden = golden_of(layout);
     if (model->params().vocab_size != golden.vocab_size) {
-      throw FormatError(flags.ref_dir + "/" + layout + ": model vocabulary " + std::to_string(model->params().vocab_size) +
+      throw FormatError(path_of(layout) + ": model vocabulary " + std::to_string(model->params().vocab_size) +
                         " differs from the goldens' " + std::to_string(golden.vocab_size));
     }
     for (const model::GoldenCase& golden_case : golden.cases) {
@@ -196,7 +211,12 @@ Command RegisterCheckGolden(CLI::App& app) {
       "REF_DIR holds golden/golden.json with its .bin files and model folders of the layouts\n"
       "mistral/, hf/, hf-mistral3/ (checked against golden/), mistral-fp8/ and hf-fp8/ (against\n"
       "golden-fp8/); without --layout every one present is checked. Every case runs as one-shot, chunked and token-by-token prefill plus\n"
-      "KV-cache decode; exits 1 if any logit differs by more than 1e-4 or a greedy token differs.");
+      "KV-cache decode; exits 1 if any logit differs by more than 1e-4 or a greedy token differs.\n"
+      "With --model FILE.gguf (or a folder) that model is checked against REF_DIR's golden/ instead.\n"
+      "A GGUF test folder (golden.json with \"files\", *.gguf, logits/<TYPE>/, as ../shared/gguf/<model>/):\n"
+      "every .gguf in it is checked; --dtype f32 against llama.cpp's logits of the F32-dequantized file\n"
+      "(max abs 1e-4) and its greedy tokens; without --dtype bora's own compute is compared with\n"
+      "llama.cpp's logits of the file (dense: max abs <= 0.5 and RMS relative <= 5%; MoE: reported).");
   sub->add_option("REF_DIR", flags->ref_dir, "Reference folder (e.g. ../shared/reference-models/tiny-dense)")
       ->required();
   sub->add_option("--layout", flags->layout, "Which model folder to check")
@@ -204,7 +224,8 @@ Command RegisterCheckGolden(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--json", flags->json, "Print a JSON report instead of a table");
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));
-  sub->add_option("--dtype", flags->dtype,
+  sub->add_option("--model", flags->model, "A GGUF file or model folder to check against REF_DIR/golden/");
+  CLI::Option* dtype_option = sub->add_option("--dtype", flags->dtype,
                   "Weight format: f32 checks the exact path against the 1e-4 tolerance; bf16, q8 and q4 report\n"
                   "max abs error, RMS relative error, top-1 agreement and mean KL (teacher-forced)")
       ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}))
@@ -212,7 +233,10 @@ Command RegisterCheckGolden(CLI::App& app) {
   sub->add_option("--chunk", flags->chunk, "Chunk size of the chunked-prefill path")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  return {sub, [flags] { return RunCheckGolden(*flags); }};
+  return {sub, [flags, dtype_option] {
+            flags->dtype_given = dtype_option->count() > 0;
+            return RunCheckGolden(*flags);
+          }};
 }
 
 }  // namespace bora::app

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "base/float16.h"
+#include "formats/gguf_model.h"
 #include <cmath>
 
 namespace bora::formats {
@@ -123,13 +124,7 @@ void CheckModelFolderPath(const std::string& path) {
     throw IoError(path + ": no such file or folder (--model takes a model folder with params.json or config.json)");
   }
   if (fs::is_directory(status)) return;
-  char magic[4] = {};
-  std::ifstream in(path, std::ios::binary);
-  in.read(magic, 4);
-  if (in.gcount() == 4 && std::string(magic, 4) == "GGUF") {
-    throw IoError(path + ": is a GGUF file, which bora does not read yet; use the model's original folder "
-                  "(Mistral-native params.json + consolidated.safetensors, or Hugging Face config.json + *.safetensors)");
-  }
+  if (LooksLikeGguf(path)) return;
   const std::string name = fs::path(path).filename().string();
   if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) {
     throw IoError(path + ": is a weight file; --model takes the folder that holds it with its params.json or config.json");
@@ -142,6 +137,18 @@ ModelFolder InspectModelFolder(const std::string& dir_text) {
   CheckModelFolderPath(dir_text);
   ModelFolder folder;
   folder.path = dir_text;
+  if (!fs::is_directory(dir)) {
+    // A GGUF file (CheckModelFolderPath let nothing else through).
+    const GgufFile file = GgufFile::Open(dir_text);
+    folder.layout = CheckpointLayout::kGguf;
+    folder.config_file = dir_text;
+    folder.weight_files = {dir_text};
+    folder.params = GgufModelParams(file.header());
+    folder.weight_bytes = file.file_bytes().size();
+    folder.gguf_native_bytes = GgufDecodedBytes(file.header(), false);
+    folder.gguf_exact_bytes = GgufDecodedBytes(file.header(), true);
+    return folder;
+  }
   bool has_params = fs::exists(dir / "params.json");
   bool has_config = fs::exists(dir / "config.json");
   // Mistral's own releases often ship both layouts; prefer the native one when its weights exist.
@@ -243,8 +250,12 @@ std::vector<uint8_t> UnpermuteHfRope(std::span<const uint8_t> hf_rows, int64_t n
   return native;
 }
 
-CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target) {
+CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target, GgufDecode gguf_decode) {
   CheckpointTensors result;
+  if (folder.layout == CheckpointLayout::kGguf) {
+    result.OpenGguf(folder, gguf_decode);
+    return result;
+  }
   const bool hf = folder.layout == CheckpointLayout::kHuggingFace;
   const ModelParams& params = folder.params;
   static const std::regex kLayerIndex(R"(layers\.(\d+)\..*)");
@@ -450,14 +461,15 @@ TensorView CheckpointTensors::Get(const std::string& native_name, const std::vec
   }
   const Entry& entry = *it->second;
   TensorView view;
-  if (entry.dequantized) {
+  if (entry.dequantized || entry.file == nullptr) {
     view.info = entry.info;
     view.dtype = entry.owned_dtype;
+    view.bytes = entry.mapped;
   } else {
     view = entry.file->View(*entry.info);
   }
   if (view.info->shape != shape) {
-    throw FormatError(entry.file->path() + ": tensor \"" + entry.info->name + "\" has shape " +
+    throw FormatError(SourcePath(entry) + ": tensor \"" + entry.info->name + "\" has shape " +
                       shape_text(view.info->shape) + ", the config implies " + shape_text(shape));
   }
   if (!entry.owned.empty()) view.bytes = std::span<const uint8_t>(entry.owned);
@@ -465,11 +477,17 @@ TensorView CheckpointTensors::Get(const std::string& native_name, const std::vec
   return view;
 }
 
+const std::string& CheckpointTensors::SourcePath(const Entry& entry) const {
+  static const std::string kUnknown = "weights";
+  if (entry.file != nullptr) return entry.file->path();
+  return gguf_ ? gguf_->path() : kUnknown;
+}
+
 void CheckpointTensors::RejectUnused(const std::vector<std::string>& used) const {
   std::set<std::string> used_set(used.begin(), used.end());
   for (const auto& [name, entry] : tensors_) {
     if (used_set.count(name) == 0) {
-      throw FormatError(entry->file->path() + ": unexpected tensor \"" + entry->info->name +
+      throw FormatError(SourcePath(*entry) + ": unexpected tensor \"" + entry->info->name +
                         "\" that the config does not describe; does the config match the weights?");
     }
   }

@@ -8,12 +8,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "formats/gguf.h"
 #include "formats/model_params.h"
 #include "formats/safetensors.h"
 
 namespace bora::formats {
 
-enum class CheckpointLayout { kMistral, kHuggingFace };
+// kGguf: a single .gguf file (`path` is the file, `weight_files` holds it too).
+enum class CheckpointLayout { kMistral, kHuggingFace, kGguf };
+
+// How the quantized tensors of a GGUF file are opened. kNative: F32/F16/BF16 mapped as they are,
+// Q8_0/Q4_0 repacked losslessly into bora's q8/q4 panels, every other type dequantized once and
+// packed as q8 (a note says so). kExactF32: every quantized tensor dequantized exactly to f32
+// (--dtype f32, and the start of any explicit --dtype conversion).
+enum class GgufDecode { kNative, kExactF32 };
 
 struct ModelFolder {
   std::string path;
@@ -22,14 +30,17 @@ struct ModelFolder {
   std::vector<std::string> weight_files;  // full paths, in a stable order
   uint64_t weight_bytes = 0;              // total size of the weight files
   ModelParams params;
+  // GGUF only: bytes the weights take once opened with GgufDecode kNative / kExactF32.
+  uint64_t gguf_native_bytes = 0;
+  uint64_t gguf_exact_bytes = 0;
 };
 
-// Throws IoError saying what `path` is when it is not a folder bora can open: missing, a GGUF
-// file (not read yet), a safetensors or other file instead of the folder holding it.
+// Throws IoError saying what `path` is when it is not a model bora can open: missing, a
+// safetensors or other file instead of the folder holding it. Folders and GGUF files pass.
 void CheckModelFolderPath(const std::string& path);
 
 // Reads the config and lists the weight files without mapping them (cheap: used for the memory
-// estimate before loading). Throws IoError/FormatError/Unsupported naming the file and problem.
+// estimate before loading). A GGUF file is read as a one-file model (its header is parsed). Throws IoError/FormatError/Unsupported naming the file and problem.
 ModelFolder InspectModelFolder(const std::string& dir);
 
 // All weight tensors of a folder, keyed by Mistral-native name. For Hugging Face folders the
@@ -41,7 +52,9 @@ class CheckpointTensors {
   // here, value x scale in float32, into owned copies of `fp8_target` (kF32: exact; kBF16: the
   // product rounded to bf16, exact when the scale has at most 4 significant bits). Activation
   // scales are checked and dropped: CPU matmuls run on unquantized activations.
-  static CheckpointTensors Open(const ModelFolder& folder, DType fp8_target = DType::kBF16);
+  // GGUF files are opened as `gguf_decode` says (see GgufDecode).
+  static CheckpointTensors Open(const ModelFolder& folder, DType fp8_target = DType::kBF16,
+                                GgufDecode gguf_decode = GgufDecode::kNative);
 
   // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
   TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
@@ -50,8 +63,12 @@ class CheckpointTensors {
   std::vector<std::pair<std::string, std::span<const uint8_t>>> MappedFiles() const {
     std::vector<std::pair<std::string, std::span<const uint8_t>>> files;
     for (const auto& file : files_) files.emplace_back(file->path(), file->file_bytes());
+    if (gguf_) files.emplace_back(gguf_->path(), gguf_->file_bytes());
     return files;
   }
+  // One line per lossy or costly step taken while opening (GGUF types converted to q8), for the
+  // loader to print.
+  const std::vector<std::string>& notes() const { return notes_; }
   // Throws FormatError naming the first tensor that is not in `used` (weights the config does
   // not describe, e.g. experts in a dense config).
   void RejectUnused(const std::vector<std::string>& used) const;
@@ -63,9 +80,21 @@ class CheckpointTensors {
     std::vector<uint8_t> owned;  // un-permuted copy for HF q/k projections, dequantized FP8
     DType owned_dtype = DType::kF32;  // dtype of `owned` when it holds dequantized FP8
     bool dequantized = false;
+    // GGUF entries (file == nullptr): their own info (native name and shape) and, for tensors
+    // used as stored, their bytes in the mapping.
+    TensorInfo gguf_info;
+    std::span<const uint8_t> mapped;
   };
   void DequantizeFp8(const ModelFolder& folder, DType target);
+  // Fills tensors_ from folder.path (a GGUF file); see gguf_checkpoint.cc.
+  void OpenGguf(const ModelFolder& folder, GgufDecode decode);
+  // Adds a GGUF-derived entry: `bytes` owned (dequantized or repacked) or `mapped`.
+  void AddGgufEntry(const std::string& native_name, const std::string& gguf_name, std::vector<int64_t> shape,
+                    DType dtype, std::vector<uint8_t> owned, std::span<const uint8_t> mapped);
+  const std::string& SourcePath(const Entry& entry) const;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::string> notes_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> tensors_;
 };
 

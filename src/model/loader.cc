@@ -18,12 +18,14 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
   // (the default: as accurate as the FP8 file, see Fp8DequantTarget), then packed for q8/q4.
   const DType fp8_target = Fp8DequantTarget(options.dtype);
   if (fp8) CheckMemoryFits(PlanMemory(folder, options.context, options.dtype.value_or(fp8_target)), ReadMemoryBudget(), dir);
-  ModelWeights weights = LoadModelWeights(folder, fp8_target);
+  const bool gguf = folder.layout == formats::CheckpointLayout::kGguf;
+  if (gguf) CheckMemoryFits(PlanGgufMemory(folder, options.context, options.dtype), ReadMemoryBudget(), dir);
+  ModelWeights weights = LoadModelWeights(folder, fp8_target, GgufDecodeFor(options.dtype));
   // Packed folders load as they are; dense ones convert when a dtype is asked for.
   DType target = options.dtype.value_or(weights.compute_dtype);
   if (fp8 && target == fp8_target) target = weights.compute_dtype;  // already in that format
   MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
-  if (!fp8) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
+  if (!fp8 && !gguf) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
   if (target == weights.compute_dtype && !options.mmap) {
     MakeWeightsResident(weights, *ctx);
   } else {

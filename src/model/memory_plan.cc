@@ -58,6 +58,14 @@ MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_cont
   return plan;
 }
 
+MemoryPlan PlanGgufMemory(const formats::ModelFolder& folder, int64_t requested_context,
+                          std::optional<DType> requested) {
+  MemoryPlan plan = PlanMemory(folder, requested_context, DType::kF32);
+  plan.weights = requested ? folder.gguf_exact_bytes : folder.gguf_native_bytes;
+  if (requested && *requested != DType::kF32) plan.weights += ConvertedWeightBytes(folder.params, *requested);
+  return plan;
+}
+
 void CheckMemoryFits(const MemoryPlan& plan, const MemoryBudget& budget, const std::string& what) {
   if (budget.usable_bytes == 0 || plan.total() <= budget.usable_bytes) return;
   throw ResourceExhausted(what + " needs " + FormatBytes(plan.total()) + " (weights " + FormatBytes(plan.weights) +

@@ -25,6 +25,11 @@ struct MemoryPlan {
 MemoryPlan PlanMemory(const formats::ModelFolder& folder, int64_t requested_context,
                       DType dtype = DType::kF32);
 
+// As PlanMemory for a GGUF file opened for `requested` (see GgufDecodeFor): bora's own decoding
+// when none is asked for, else the exact f32 dequantization plus the converted copy.
+MemoryPlan PlanGgufMemory(const formats::ModelFolder& folder, int64_t requested_context,
+                          std::optional<DType> requested);
+
 // What FP8 weights are dequantized to for a requested --dtype: kF32 when f32 is asked for
 // (exact), else kBF16. bf16 keeps an FP8 file's accuracy: an e4m3 value has 4 significant bits,
 // so value x scale rounds to bf16's 8 bits with a relative error under 2^-9 (none when the

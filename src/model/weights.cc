@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -76,10 +77,15 @@ class WeightCollector {
 
 }  // namespace
 
-ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target) {
+formats::GgufDecode GgufDecodeFor(std::optional<DType> requested) {
+  return requested ? formats::GgufDecode::kExactF32 : formats::GgufDecode::kNative;
+}
+
+ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target, formats::GgufDecode gguf_decode) {
   const formats::ModelParams& p = folder.params;
   ModelWeights weights;
-  weights.tensors = formats::CheckpointTensors::Open(folder, fp8_target);
+  weights.tensors = formats::CheckpointTensors::Open(folder, fp8_target, gguf_decode);
+  for (const std::string& note : weights.tensors.notes()) std::fprintf(stderr, "note: %s\n", note.c_str());
   WeightCollector collect(weights.tensors);
   weights.tok_embeddings = collect.Matrix("tok_embeddings.weight", p.vocab_size, p.dim);
   weights.output = collect.Matrix("output.weight", p.vocab_size, p.dim);

@@ -68,7 +68,13 @@ struct ModelWeights {
 // (`name.q8` / `name.q4` quant planes + `name.q8_scales` / `name.q4_scales`, as written by
 // `bora quantize`). Throws FormatError naming the problem.
 // FP8 checkpoints are dequantized to `fp8_target` (kF32 exact, or kBF16) while opening.
-ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target = DType::kBF16);
+// GGUF files are opened as `gguf_decode` says (formats::GgufDecode).
+ModelWeights LoadModelWeights(const formats::ModelFolder& folder, DType fp8_target = DType::kBF16,
+                              formats::GgufDecode gguf_decode = formats::GgufDecode::kNative);
+
+// How a GGUF file is opened for a requested --dtype: as bora decodes it natively when none is
+// asked for, exactly dequantized to f32 (then converted) when one is.
+formats::GgufDecode GgufDecodeFor(std::optional<DType> requested);
 
 // "f32", "bf16", "q8", "q4" <-> dtype; ParseWeightDType throws InvalidArgument otherwise.
 DType ParseWeightDType(const std::string& name);
