@@ -113,7 +113,7 @@ Command RegisterTokenize(CLI::App& app) {
                                          "{\"ids\": [...]} (no BOS/EOS), or decode with --decode");
   command
       ->add_option("--tokenizer", flags->tokenizer_path,
-                   "Tokenizer file (tokenizer.model*, tekken*.json)")
+                   "Tokenizer file (tokenizer.model*, tekken*.json, or a GGUF's vocabulary)")
       ->required()
       ->check(CLI::ExistingFile);
   command->add_flag("--decode", flags->decode,
@@ -129,11 +129,11 @@ Command RegisterRender(CLI::App& app) {
                                          "to {\"ids\": [...], \"text\": ...} or {\"error\": ...}");
   command
       ->add_option("--tokenizer", flags->tokenizer_path,
-                   "Tokenizer file (tokenizer.model*, tekken*.json)")
+                   "Tokenizer file (tokenizer.model*, tekken*.json, or a GGUF's vocabulary)")
       ->required()
       ->check(CLI::ExistingFile);
   command->add_option(
-      "--version", flags->version,
+      "--version,--instruct-version", flags->version,
       "Instruct version v1|v2|v3|v7|v11|v13|v15 (default: from the tokenizer file)");
   command
       ->add_option("--mode", flags->mode,

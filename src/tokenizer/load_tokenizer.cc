@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "base/error.h"
+#include "formats/gguf.h"
 #include "formats/model_folder.h"
 #include "formats/tokenizer_file.h"
+#include "tokenizer/gguf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tekken_tokenizer.h"
 
@@ -92,8 +94,34 @@ LoadedTokenizer LoadNamed(const std::string& path, std::optional<InstructVersion
 
 }  // namespace
 
+namespace {
+
+bool HasGgufName(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+LoadedTokenizer FromGguf(const formats::GgufHeader& header, const std::string& path,
+                         std::optional<InstructVersion> override_version) {
+  GgufTokenizer gguf = LoadGgufTokenizer(header);
+  LoadedTokenizer loaded;
+  loaded.path = path;
+  loaded.tokenizer = std::move(gguf.tokenizer);
+  loaded.version = std::move(gguf.version);
+  if (override_version) {
+    loaded.version = {*override_version, "--version " + InstructVersionName(*override_version) +
+                                             " overrides the file's own (" + loaded.version.reason + ")"};
+  }
+  return loaded;
+}
+
+}  // namespace
+
 LoadedTokenizer LoadTokenizer(const std::string& path,
                               std::optional<InstructVersion> override_version) {
+  if (HasGgufName(path) || formats::LooksLikeGguf(path)) {
+    const formats::GgufFile file = formats::GgufFile::Open(path);
+    return FromGguf(file.header(), path, override_version);
+  }
   return LoadNamed(
       path, override_version, [&] { return LoadTekkenTokenizer(path); },
       [&] { return LoadSentencePieceTokenizer(path); });
@@ -101,6 +129,11 @@ LoadedTokenizer LoadTokenizer(const std::string& path,
 
 LoadedTokenizer ParseTokenizer(std::string_view bytes, const std::string& path,
                                std::optional<InstructVersion> override_version) {
+  if (HasGgufName(path)) {
+    const formats::GgufHeader header = formats::ParseGgufHeader(
+        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, path);
+    return FromGguf(header, path, override_version);
+  }
   return LoadNamed(
       path, override_version, [&] { return ParseTekkenTokenizer(bytes, path); },
       [&] { return ParseSentencePieceTokenizer(bytes, path); });
@@ -108,6 +141,10 @@ LoadedTokenizer ParseTokenizer(std::string_view bytes, const std::string& path,
 
 std::string FindTokenizerFile(const std::string& folder) {
   formats::CheckModelFolderPath(folder);  // a missing path or a file says so, not "no tokenizer"
+  if (!std::filesystem::is_directory(folder)) {
+    // A GGUF model file carries its own tokenizer (or none: the caller then asks for --tokenizer).
+    return GgufHasTokenizer(formats::GgufFile::Open(folder).header()) ? folder : "";
+  }
   std::vector<std::string> names;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
