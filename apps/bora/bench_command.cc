@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "bench_concurrent.h"
 #include "commands.h"
+#include "formats/gguf.h"
 #include "kernels/activation.h"
 #include "kv_flags.h"
 #include "model/transformer.h"
@@ -74,7 +75,7 @@ int RunBench(const BenchFlags& flags) {
     throw InvalidArgument("--json-schema goes with --concurrent (e.g. --concurrent 1)");
   }
   std::string dir = flags.model_dir;
-  if (fs::is_regular_file(dir))
+  if (fs::is_regular_file(dir) && !formats::LooksLikeGguf(dir))
     dir = fs::path(dir).parent_path().string();  // a weights file: its folder
   model::LoadOptions options;
   options.context = flags.prompt_tokens + flags.generate_tokens;

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "tokenizer_files.h"
 #include "formats/model_folder.h"
 #include "formats/tokenizer_file.h"
 #include "model/lora_adapter.h"
@@ -35,24 +36,6 @@ bool SameFolder(const std::string& a, const std::string& b) {
   return fs::exists(a) && fs::exists(b) && fs::equivalent(a, b, error);
 }
 
-// Copies the tokenizer and generation defaults of `from` into `to`; returns how many files.
-int CopyTokenizerFiles(const fs::path& from, const fs::path& to) {
-  int copied = 0;
-  for (const auto& entry : fs::directory_iterator(from)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file()) continue;
-    if (!formats::IsTokenizerFileName(name) && name != "tokenizer.json" &&
-        name != "tokenizer_config.json" && name != "generation_config.json") {
-      continue;
-    }
-    std::error_code error;
-    fs::copy_file(entry.path(), to / name, fs::copy_options::overwrite_existing, error);
-    if (error) throw IoError((to / name).string() + ": cannot copy: " + error.message());
-    ++copied;
-  }
-  return copied;
-}
-
 int RunMergeLora(const MergeLoraFlags& flags) {
   const DType dtype = model::ParseWeightDType(flags.dtype);
   if (SameFolder(flags.out_dir, flags.model_dir) || SameFolder(flags.out_dir, flags.lora_dir)) {
@@ -62,13 +45,15 @@ int RunMergeLora(const MergeLoraFlags& flags) {
   const formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
   const model::LoraAdapter adapter = model::LoadLoraAdapter(flags.lora_dir, folder.params);
   ops::ComputeContext ctx(flags.threads);
-  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(dtype));
+  // GGUF bases are dequantized exactly (to f32): the merged sum is formed at full precision.
+  model::ModelWeights weights =
+      model::LoadModelWeights(folder, model::Fp8DequantTarget(dtype), formats::GgufDecode::kExactF32);
   model::MergeLora(adapter, folder.params, weights, dtype, ctx);
   model::WriteModelFolder(weights, folder.params, flags.out_dir);
   // The base model's tokenizer travels with the weights; else the copy saved with the adapter.
   if (CopyTokenizerFiles(flags.model_dir, flags.out_dir) == 0) {
     const fs::path lora(flags.lora_dir);
-    CopyTokenizerFiles(fs::exists(lora / "consolidated") ? lora / "consolidated" : lora,
+    CopyTokenizerFiles((fs::exists(lora / "consolidated") ? lora / "consolidated" : lora).string(),
                        flags.out_dir);
   }
   const double seconds =
@@ -93,7 +78,7 @@ Command RegisterMergeLora(CLI::App& app) {
       "or PEFT's adapter_config.json + adapter_model.safetensors.\n"
       "Example: bora merge-lora --model models/mistral-7b --lora run/checkpoints/checkpoint_000100 "
       "--out models/mistral-7b-tuned");
-  sub->add_option("--model", flags->model_dir, "Base model folder (Mistral-native or Hugging Face)")
+  sub->add_option("--model", flags->model_dir, "Base model folder (Mistral-native or Hugging Face) or GGUF file")
       ->required();
   sub->add_option("--lora", flags->lora_dir, "Adapter folder")->required();
   sub->add_option("--out", flags->out_dir, "Folder to write (created if missing)")->required();

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "tokenizer_files.h"
 #include "formats/model_folder.h"
 #include "formats/tokenizer_file.h"
 #include "model/model_writer.h"
@@ -36,22 +37,17 @@ int RunQuantize(const QuantizeFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   formats::ModelFolder folder = formats::InspectModelFolder(flags.model_dir);
   ops::ComputeContext ctx(flags.threads);
-  // Converted size (for FP8 folders: the dequantized copy and the packed one together).
-  model::CheckMemoryFits(model::PlanMemory(folder, 1, target), ReadMemoryBudget(), flags.model_dir);
-  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(target));
+  // Converted size (for FP8 folders: the dequantized copy and the packed one together; GGUF:
+  // the exact f32 dequantization and the packed copy).
+  const bool gguf = folder.layout == formats::CheckpointLayout::kGguf;
+  model::CheckMemoryFits(gguf ? model::PlanGgufMemory(folder, 1, target) : model::PlanMemory(folder, 1, target),
+                         ReadMemoryBudget(), flags.model_dir);
+  model::ModelWeights weights =
+      model::LoadModelWeights(folder, model::Fp8DequantTarget(target), model::GgufDecodeFor(target));
   model::ConvertModelWeights(weights, target, ctx);
   model::WriteModelFolder(weights, folder.params, flags.out_dir);
   // Tokenizer and generation defaults travel with the weights.
-  for (const auto& entry : fs::directory_iterator(flags.model_dir)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file()) continue;
-    if (!formats::IsTokenizerFileName(name) && name != "tokenizer.json" && name != "tokenizer_config.json" &&
-        name != "generation_config.json") {
-      continue;
-    }
-    fs::copy_file(entry.path(), fs::path(flags.out_dir) / name, fs::copy_options::overwrite_existing, error);
-    if (error) throw IoError((fs::path(flags.out_dir) / name).string() + ": cannot copy: " + error.message());
-  }
+  CopyTokenizerFiles(flags.model_dir, flags.out_dir);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("wrote %s (%s, %.2f GiB of weights) in %.1f s\n", flags.out_dir.c_str(), flags.dtype.c_str(),
               static_cast<double>(model::MatrixBytesOf(weights)) / (1 << 30), seconds);
@@ -68,7 +64,7 @@ Command RegisterQuantize(CLI::App& app) {
       "command loads directly (memory-mapped, no conversion at start-up). q8: 8.5 bits per weight\n"
       "(blocks of 32, f16 scales); q4: 4.5 bits per weight with a per-block scale search, output\n"
       "projection kept at q8.");
-  sub->add_option("--model", flags->model_dir, "Source model folder (Mistral-native or Hugging Face)")->required();
+  sub->add_option("--model", flags->model_dir, "Source model folder (Mistral-native or Hugging Face) or GGUF file")->required();
   sub->add_option("--dtype", flags->dtype, "Target format")->check(CLI::IsMember({"bf16", "q8", "q4"}))->capture_default_str();
   sub->add_option("--out", flags->out_dir, "Folder to write (created if missing)")->required();
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));

@@ -135,8 +135,11 @@ int RunServe(const ServeFlags& flags) {
     const size_t equals = spec.find('=');
     std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
     while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    const std::string id =
-        equals == std::string::npos ? fs::path(dir).filename().string() : spec.substr(0, equals);
+    // A GGUF file is served under its name without the extension ("Ministral-3-8B-Q4_K_M").
+    const fs::path path(dir);
+    const std::string id = equals != std::string::npos ? spec.substr(0, equals)
+                           : path.extension() == ".gguf" ? path.stem().string()
+                                                         : path.filename().string();
     if (id.empty()) throw InvalidArgument("--model " + spec + ": empty model name");
     for (const auto& loaded : models) {
       if (loaded->id() == id)

@@ -99,7 +99,7 @@ int64_t SpecialId(const formats::GgufHeader& h, const char* key, int64_t fallbac
   return static_cast<int64_t>(*id);
 }
 
-std::unique_ptr<Tokenizer> BuildSentencePiece(const formats::GgufHeader& h) {
+std::unique_ptr<Tokenizer> BuildSentencePiece(const formats::GgufHeader& h, std::string& proto_out) {
   const Vocab vocab = ReadVocab(h);
   // llama.cpp's MistralVocab writes the USER_DEFINED [REFERENCE_DOC_n] pieces of Mistral's v3+
   // files as NORMAL; mistral-common (SentencePiece) matches them in raw text as user-defined
@@ -142,7 +142,9 @@ std::unique_ptr<Tokenizer> BuildSentencePiece(const formats::GgufHeader& h) {
   Int(normalizer, 4, 0);  // remove_extra_whitespaces: llama.cpp never does
   Int(normalizer, 5, 1);  // escape_whitespaces
   Bytes(proto, 3, normalizer);
-  return ParseSentencePieceTokenizer(proto, h.file_name);
+  std::unique_ptr<Tokenizer> tokenizer = ParseSentencePieceTokenizer(proto, h.file_name);
+  proto_out = std::move(proto);
+  return tokenizer;
 }
 
 // GPT-2's bytes_to_unicode, inverted: code point -> byte, -1 for code points no byte maps to.
@@ -291,7 +293,9 @@ GgufTokenizer BuildTekken(const formats::GgufHeader& h) {
                     {"version", InstructVersionName(result.version.version)}};
   root["vocab"] = std::move(vocab_list);
   root["special_tokens"] = std::move(special_list);
-  result.tokenizer = ParseTekkenTokenizer(root.dump(), h.file_name);
+  result.file_name = "tekken.json";
+  result.file_bytes = root.dump();
+  result.tokenizer = ParseTekkenTokenizer(result.file_bytes, h.file_name);
   return result;
 }
 
@@ -325,8 +329,9 @@ GgufTokenizer LoadGgufTokenizer(const formats::GgufHeader& h) {
   if (!model) throw FormatError(h.file_name + ": the GGUF has no tokenizer (tokenizer.ggml.model is missing); pass --tokenizer");
   if (*model == "llama") {
     GgufTokenizer result;
-    result.tokenizer = BuildSentencePiece(h);
+    result.tokenizer = BuildSentencePiece(h, result.file_bytes);
     result.version = SentencePieceVersion(*result.tokenizer, TemplateHint(h));
+    result.file_name = "tokenizer.model." + InstructVersionName(result.version.version);
     return result;
   }
   if (*model == "gpt2") {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "formats/gguf.h"
 #include "tokenizer/instruct_version.h"
@@ -14,6 +15,10 @@ namespace bora::tokenizer {
 struct GgufTokenizer {
   std::unique_ptr<Tokenizer> tokenizer;
   VersionChoice version;
+  // The same tokenizer as a standalone Mistral tokenizer file (written beside converted
+  // weights): "tokenizer.model.vN" (SentencePiece ModelProto) or "tekken.json".
+  std::string file_name;
+  std::string file_bytes;
 };
 
 // Builds the tokenizer a GGUF file carries. Throws FormatError for inconsistent metadata

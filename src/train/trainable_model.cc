@@ -389,7 +389,11 @@ std::unique_ptr<TrainableModel> LoadTrainableModel(const std::string& dir,
     model::CheckMemoryFits(model::PlanMemory(folder, 1, options.dtype.value_or(DType::kBF16)), ReadMemoryBudget(),
                            dir);
   }
-  model::ModelWeights weights = model::LoadModelWeights(folder, model::Fp8DequantTarget(options.dtype));
+  const bool gguf = folder.layout == formats::CheckpointLayout::kGguf;
+  if (gguf) model::CheckMemoryFits(model::PlanGgufMemory(folder, 1, options.dtype), ReadMemoryBudget(), dir);
+  // A GGUF base is opened as for inference: its own blocks (q8/q4) unless a --dtype is asked for.
+  model::ModelWeights weights =
+      model::LoadModelWeights(folder, model::Fp8DequantTarget(options.dtype), model::GgufDecodeFor(options.dtype));
   DType target = options.dtype.value_or(weights.compute_dtype);
   // FP8 bases are already dequantized to the f32 or bf16 asked for.
   if (folder.params.quantization == formats::WeightQuantization::kFp8 &&
@@ -399,7 +403,7 @@ std::unique_ptr<TrainableModel> LoadTrainableModel(const std::string& dir,
   // Weights at their frozen size; activations are checked by the trainer per batch size.
   model::MemoryPlan plan =
       model::PlanMemory(folder, 1, weights.compute_dtype == target ? DType::kF32 : target);
-  model::CheckMemoryFits(plan, ReadMemoryBudget(), dir);
+  if (!gguf) model::CheckMemoryFits(plan, ReadMemoryBudget(), dir);
   if (target == weights.compute_dtype) {
     model::MakeWeightsResident(weights, *ctx);
   } else {
