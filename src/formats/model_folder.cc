@@ -143,6 +143,10 @@ ModelFolder InspectModelFolder(const std::string& dir_text) {
     folder.layout = CheckpointLayout::kGguf;
     folder.config_file = dir_text;
     folder.weight_files = {dir_text};
+    if (file.header().tensors.empty()) {
+      throw FormatError(dir_text + ": a vocabulary-only GGUF (no weights); use it as --tokenizer, and --model for a "
+                        "GGUF or folder that holds the weights");
+    }
     folder.params = GgufModelParams(file.header());
     folder.weight_bytes = file.file_bytes().size();
     folder.gguf_native_bytes = GgufDecodedBytes(file.header(), false);
