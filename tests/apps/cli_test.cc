@@ -122,6 +122,42 @@ TEST(CliTest, GenerateReproducesGoldenGreedyTokens) {
             std::vector<int>(expected.begin(), expected.begin() + 4));
 }
 
+// The GGUF acceptance commands: check-golden on a GGUF test folder and on the reference goldens,
+// generate printing llama.cpp's greedy tokens of the F32-dequantized file, a truncated file.
+TEST(CliTest, GgufFilesCheckAndGenerate) {
+  BORA_REQUIRE_SHARED(shared);
+  for (const char* model : {"tiny-dense", "tiny-moe"}) {
+    CommandResult run = RunBora("check-golden -t 2 --dtype f32 " + shared + "/gguf/" + model);
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("PASS"), std::string::npos) << run.output;
+  }
+  CommandResult native = RunBora("check-golden -t 2 " + shared + "/gguf/tiny-dense");
+  EXPECT_EQ(native.exit_code, 0) << native.output;
+  CommandResult goldens = RunBora("check-golden -t 2 " + shared + "/reference-models/tiny-dense --model " + shared +
+                                  "/gguf/tiny-dense/tiny-dense-BF16.gguf");
+  EXPECT_EQ(goldens.exit_code, 0) << goldens.output;
+
+  const nlohmann::json golden = nlohmann::json::parse(ReadAll(shared + "/gguf/tiny-dense/golden.json"));
+  const std::vector<int> prompt = golden["cases"][1]["prompt_tokens"].get<std::vector<int>>();
+  const std::vector<int> expected =
+      golden["files"]["Q5_K_M"]["cases"][1]["greedy_tokens_dequant_f32"].get<std::vector<int>>();
+  CommandResult run = RunBora("generate --model " + shared + "/gguf/tiny-dense/tiny-dense-Q5_K_M.gguf --dtype f32 --tokens " +
+                                  Join(prompt, ",") + " --temperature 0 --max-tokens " + std::to_string(expected.size()),
+                              true);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output, Join(expected, " ") + "\n");
+
+  TempDir dir;
+  const std::string truncated = dir.File("cut.gguf");
+  fs::copy_file(shared + "/gguf/tiny-dense/tiny-dense-Q4_0.gguf", truncated);
+  fs::permissions(truncated, fs::perms::owner_write, fs::perm_options::add);
+  fs::resize_file(truncated, fs::file_size(truncated) - 4096);
+  run = RunBora("generate --model " + truncated + " --tokens 1,2");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("cut.gguf"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("truncated"), std::string::npos) << run.output;
+}
+
 TEST(CliTest, BadInputGetsOneLineErrorAndNonZeroExit) {
   BORA_REQUIRE_SHARED(shared);
   const std::string model = shared + "/reference-models/tiny-dense/mistral";
@@ -137,8 +173,8 @@ TEST(CliTest, BadInputGetsOneLineErrorAndNonZeroExit) {
       {"generate --model /nonexistent/model --tokens 1", "no such file or folder"},
       {"generate --model /nonexistent/model --prompt hi", "no such file or folder"},
       {"generate --model " + model + "/consolidated.safetensors --prompt hi", "is a weight file"},
-      {"generate --model " + shared + "/real-models/stories260K/gguf/stories260K-F32.gguf --prompt hi",
-       "is a GGUF file"},
+      {"generate --model " + shared + "/gguf/tokenizers/mistral-v3-spm-vocab.gguf --prompt hi",
+       "vocabulary-only GGUF"},
       {"serve --model " + shared + "/real-models/stories260K/params.json", "is a file, not a model folder"},
       {"check-golden /nonexistent/ref", "cannot open"},
       {"make-model --preset huge --out /tmp/x", "huge"},
