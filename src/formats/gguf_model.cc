@@ -19,7 +19,10 @@ constexpr std::string_view kArchKeys[] = {
     "expert_used_count", "attention.sliding_window", "rope.scaling.type", "rope.scaling.factor",
     "rope.scaling.original_context_length", "rope.scaling.finetuned", "rope.scaling.yarn_beta_fast",
     "rope.scaling.yarn_beta_slow", "rope.scaling.yarn_log_multiplier", "rope.scaling.attn_factor",
-    "attention.temperature_scale", "attention.temperature_length", "expert_gating_func"};
+    "attention.temperature_scale", "attention.temperature_length", "expert_gating_func",
+    // Old convert.py wrote where the weights came from; GGUF q/k rows are in llama.cpp's order
+    // whatever it says.
+    "tensor_data_layout"};
 
 // Known architecture-prefixed features of other model families, named in the refusal.
 constexpr std::pair<std::string_view, std::string_view> kFamilies[] = {
