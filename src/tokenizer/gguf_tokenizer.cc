@@ -22,7 +22,7 @@ namespace bora::tokenizer {
 namespace {
 
 // llama_token_type values (= SentencePiece's ModelProto.SentencePiece.Type).
-constexpr int kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6;
+constexpr int kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kByte = 6;  // 5: UNUSED
 
 // mistral-common's Tekken pre-tokenizer pattern: what llama.cpp's pre "tekken" stands for.
 constexpr std::string_view kTekkenPattern =
