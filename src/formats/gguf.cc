@@ -165,7 +165,7 @@ GgufHeader ParseGgufHeader(std::span<const uint8_t> file_bytes, const std::strin
   const uint32_t version = cursor.Read<uint32_t>("version");
   if (version == 1) throw Unsupported(file_name + ": GGUF version 1 (2023 files) is not supported; convert it again");
   if (version != 2 && version != 3) {
-    if ((version & 0xFFFF) == 0 && version != 0) {
+    if (version == 0x02000000 || version == 0x03000000) {
       throw Unsupported(file_name + ": big-endian GGUF files are not supported");
     }
     cursor.Fail("unknown GGUF version " + std::to_string(version));

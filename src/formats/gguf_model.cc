@@ -63,7 +63,7 @@ int64_t LayerUniformInt(const GgufHeader& h, const std::string& key, std::option
         throw Unsupported(h.file_name + ": \"" + key + "\" differs between layers, which bora does not run");
       }
     }
-    if (!(values[0] >= 1) || values[0] > static_cast<double>(max_value)) {
+    if (!(values[0] >= 1) || values[0] > static_cast<double>(max_value) || values[0] != std::floor(values[0])) {
       throw FormatError(h.file_name + ": \"" + key + "\" is out of range");
     }
     return static_cast<int64_t>(values[0]);
