@@ -4,7 +4,7 @@ import pathlib
 import struct
 import sys
 
-STRING, ARRAY, F32, I32, U32, BOOL = 8, 9, 6, 5, 4, 7
+STRING, ARRAY, F32, I32, U32, BOOL, U8 = 8, 9, 6, 5, 4, 7, 0
 
 
 def s(text):
@@ -40,13 +40,18 @@ def gpt2_string(byte):
     return chr(256 + extra)
 
 
-def spm(extra_pieces, template=None):
-    tokens = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"] + ["<0x%02X>" % b for b in range(256)] + extra_pieces
-    types = [2, 3, 3, 3, 3] + [6] * 256 + [1] * len(extra_pieces)
-    scores = [0.0] * 261 + [-float(i) for i in range(len(extra_pieces))]
+def spm(extra_pieces, template=None, byte_pieces=False):
+    """A SentencePiece vocabulary; byte pieces make it larger than fuzz.sh's 4 KB -max_len."""
+    chars = ["\u2581", "H", "e", "l", "o", "w", "r", "d", "1", "2"]
+    tokens = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"] + chars + extra_pieces
+    types = [2, 3, 3, 3, 3] + [1] * (len(chars) + len(extra_pieces))
+    if byte_pieces:
+        tokens += ["<0x%02X>" % b for b in range(256)]
+        types += [6] * 256
+    scores = [0.0] * 5 + [-float(i) for i in range(len(tokens) - 5)]
     kvs = [kv_string("tokenizer.ggml.model", "llama"), kv_strings("tokenizer.ggml.tokens", tokens),
            kv_numbers("tokenizer.ggml.scores", F32, "<f", scores),
-           kv_numbers("tokenizer.ggml.token_type", I32, "<i", types),
+           kv_numbers("tokenizer.ggml.token_type", U8, "<B", types),
            kv_u32("tokenizer.ggml.bos_token_id", 1), kv_u32("tokenizer.ggml.eos_token_id", 2)]
     if template:
         kvs.append(kv_string("tokenizer.chat_template", template))
@@ -60,8 +65,7 @@ def tekken(merges, specials=("<unk>", "<s>", "</s>", "[INST]", "[/INST]")):
     types = [3] * len(specials) + [1] * (256 + len(extra))
     return gguf([kv_string("tokenizer.ggml.model", "gpt2"), kv_string("tokenizer.ggml.pre", "tekken"),
                  kv_strings("tokenizer.ggml.tokens", tokens),
-                 kv_numbers("tokenizer.ggml.token_type", I32, "<i", types),
-                 kv_numbers("tokenizer.ggml.scores", I32, "<i", [0] * len(tokens)),
+                 kv_numbers("tokenizer.ggml.token_type", U8, "<B", types),
                  kv_strings("tokenizer.ggml.merges", merges),
                  kv_string("tokenizer.chat_template", "mistral-v3-tekken")])
 
@@ -71,6 +75,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     seeds = {
         "spm_small": spm(["\u2581H", "el", "lo", "\u2581Hel", "\u2581Hello"]),
+        "spm_bytes": spm(["\u2581H"], byte_pieces=True),
         "spm_template_v7": spm(["\u2581a"], "{{ '[SYSTEM_PROMPT]' }}"),
         "spm_reference_doc": spm(["[REFERENCE_DOC_0]", "\u2581x"]),
         "tekken_small": tekken(["Ġ t", "h e", "Ġt he", "l l", "ll o"]),

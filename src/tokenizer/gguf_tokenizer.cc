@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/tekken_tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace bora::tokenizer {
 namespace {
@@ -76,12 +77,17 @@ Vocab ReadVocab(const formats::GgufHeader& h) {
                         " entries for " + std::to_string(vocab.tokens.size()) + " tokens");
     }
     for (size_t i = 0; i < types.size(); ++i) {
-      const int type = static_cast<int>(types[i]);
-      if (types[i] != type || type < 0 || type > kByte) {
+      if (!(types[i] >= 0 && types[i] <= kByte) || types[i] != std::floor(types[i])) {
         throw FormatError(h.file_name + ": token " + std::to_string(i) + " has unknown token type " +
                           std::to_string(types[i]));
       }
+      const int type = static_cast<int>(types[i]);
       vocab.types[i] = type == 0 ? kNormal : type;
+    }
+  }
+  for (size_t i = 0; i < vocab.scores.size(); ++i) {
+    if (!std::isfinite(vocab.scores[i]) || std::fabs(vocab.scores[i]) > 3.0e38) {
+      throw FormatError(h.file_name + ": token " + std::to_string(i) + " has a score that is not a finite float");
     }
   }
   if (vocab.scores.size() != vocab.tokens.size()) {
@@ -253,6 +259,9 @@ GgufTokenizer BuildTekken(const formats::GgufHeader& h) {
   std::vector<std::string> special_names;
   nlohmann::json special_list = nlohmann::json::array();
   for (size_t i = 0; i < specials; ++i) {
+    if (ReplaceInvalidUtf8(vocab.tokens[i]) != vocab.tokens[i]) {
+      throw FormatError(h.file_name + ": special token " + std::to_string(i) + " is not valid UTF-8");
+    }
     special_names.emplace_back(vocab.tokens[i]);
     special_list.push_back({{"rank", i}, {"token_str", special_names.back()}, {"is_control", true}});
   }
