@@ -184,7 +184,9 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
                                  ? std::to_string(golden_case.greedy_tokens.size()) + "/" +
                                        std::to_string(golden_case.greedy_tokens.size()) + " ok"
                                  : "differs@" + std::to_string(result.first_greedy_mismatch);
-        std::printf("%-11s %-6s", layout.c_str(), result.name.c_str());
+        // --model: the file's name (the full path would push the table out of line).
+        const std::string label = flags.model.empty() ? layout : fs::path(layout).filename().string();
+        std::printf("%-11s %-6s", label.c_str(), result.name.c_str());
         for (const auto& path : result.paths) std::printf(" %-14.3e", path.max_abs_diff);
         std::printf(" %-12s %s\n", greedy.c_str(), result.passed() ? "PASS" : "FAIL");
       }
