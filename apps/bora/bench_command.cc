@@ -270,7 +270,7 @@ Command RegisterBench(CLI::App& app) {
       "style:\n"
       "median and spread over repetitions, model size, decode bytes per token and bandwidth.\n"
       "BORA_ISA=scalar|avx2|avx512|amx forces the kernels' instruction set.");
-  sub->add_option("--model", flags->model_dir, "Model folder (or a weights file inside one)")
+  sub->add_option("--model", flags->model_dir, "Model folder (or a weights file inside one) or GGUF file")
       ->required();
   sub->add_option("--dtype", flags->dtype,
                   "Convert the weights at load: f32, bf16, q8 or q4 (default: as stored)")

@@ -145,7 +145,7 @@ Command RegisterChat(CLI::App& app) {
       "is kept (rendered in the model's instruct format each turn). Commands: /reset, /system "
       "TEXT, /exit.\n"
       "Example: bora chat --model models/mistral-7b-instruct --system \"Answer briefly\"");
-  sub->add_option("--model", flags->model_dir, "Model folder with its tokenizer file")->required();
+  sub->add_option("--model", flags->model_dir, "Model folder with its tokenizer file, or GGUF file")->required();
   sub->add_option("--system", flags->system, "System prompt");
   sub->add_option("--lora", flags->lora_dir,
                   "LoRA adapter folder (mistral-finetune or PEFT) applied to the model");

@@ -265,7 +265,7 @@ Command RegisterGenerate(CLI::App& app) {
       "\"\\n\\n\"\n"
       "          bora generate --model demo-model --tokens 1,330,1584 --max-tokens 16");
   sub->add_option("--model", flags->model_dir,
-                  "Model folder (params.json or config.json + safetensors)")
+                  "Model folder (params.json or config.json + safetensors) or GGUF file")
       ->required();
   sub->add_option("--prompt", flags->prompt,
                   "Raw text to continue (BOS + the text, no instruct format)");

@@ -209,7 +209,7 @@ Command RegisterServe(CLI::App& app) {
       "A request without temperature gets the folder's generation_config.json value, else 0.7.\n"
       "Example: bora serve --model small=models/mistral-small --port 8080 --api-key secret");
   sub->add_option("--model", flags->models,
-                  "[NAME=]DIR, repeatable; the id is NAME or the folder's name")
+                  "[NAME=]DIR or [NAME=]FILE.gguf, repeatable; the id is NAME, the folder's name or the file's name without .gguf")
       ->required();
   sub->add_option("--lora", flags->loras,
                   "[BASE:]NAME=DIR, repeatable: serve a LoRA adapter folder as model NAME (also "

@@ -149,7 +149,7 @@ Command RegisterTune(CLI::App& app) {
       "format. Writes OUT/checkpoints/checkpoint_NNNNNN/consolidated/ (lora.safetensors,\n"
       "params.json, tokenizer: mistral-finetune's layout) with the full training state for\n"
       "--resume, and OUT/metrics.jsonl.");
-  sub->add_option("--model", o.model_dir, "Base model folder (Mistral-native or Hugging Face)")
+  sub->add_option("--model", o.model_dir, "Base model folder (Mistral-native or Hugging Face) or GGUF file (the frozen base)")
       ->required();
   sub->add_option(
          "--data", flags->data,
