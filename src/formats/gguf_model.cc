@@ -269,8 +269,8 @@ uint64_t GgufDecodedBytes(const GgufHeader& header, bool exact) {
     const uint64_t elements = static_cast<uint64_t>(info.NumElements());
     if (type == kernels::GgmlType::kF32 || type == kernels::GgmlType::kF16 || type == kernels::GgmlType::kBF16) {
       total += info.size;
-    } else if (exact) {
-      total += 4 * elements;
+    } else if (exact || info.ne.size() == 1 || info.name.find("ffn_gate_inp") != std::string_view::npos) {
+      total += 4 * elements;  // dequantized to f32 (vectors and MoE routers are never packed)
     } else if (type == kernels::GgmlType::kQ8_0 || type == kernels::GgmlType::kQ4_0) {
       total += info.size;  // same bits per weight in bora's panels (rows padded to 16 aside)
     } else {
