@@ -1,7 +1,7 @@
 // Tests ggml block dequantization bit for bit against values computed here from each format's
 // logical content (scales, mins, quants) with ggml's formulas, blocks packed by this file's own
-// encoders (ggml's quantize_row_* packing), type geometry, Q8_0/Q4_0 repacking into bora panels,
-// and, when ../shared has them, llama.cpp's dequantization checksums of real GGUF tensors.
+// encoders (ggml's quantize_row_* packing), type geometry, Q8_0/Q4_0 repacking into bora panels
+// (llama.cpp's checksums of real GGUF tensors: tests/formats/gguf_tensors_test.cc).
 #include "kernels/quant/ggml_blocks.h"
 
 #include <gtest/gtest.h>
@@ -9,20 +9,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
-#include "base/sha256.h"
 #include "kernels/quant/block_quant.h"
-#include "testdata.h"
 
 namespace bora::kernels {
 namespace {
@@ -499,129 +492,6 @@ TEST(GgmlBlocks, RepackQ8_0WithMinus128Refuses) {
   EXPECT_THROW(
       RepackGgmlToPanels(Id(GgmlType::kQ4_0), data.data(), 1, 48, quants.data(), scales.data()),
       InvalidArgument);
-}
-
-// --- Real tensors: llama.cpp's dequantization checksums (shared/gguf/tiny-dense/tensors.json).
-
-// The tensors of a GGUF v2/v3 file held in `bytes`: name -> (type, ne, data); a minimal parser.
-struct GgufTensor {
-  uint32_t type;
-  std::vector<int64_t> ne;
-  const uint8_t* data;
-};
-
-std::map<std::string, GgufTensor> ReadGguf(const std::string& path, Bytes& bytes) {
-  std::ifstream in(path, std::ios::binary);
-  bytes.assign(std::istreambuf_iterator<char>(in), {});
-  size_t pos = 0;
-  auto take = [&](size_t n) {
-    if (pos + n > bytes.size()) throw std::runtime_error("truncated GGUF " + path);
-    pos += n;
-    return bytes.data() + pos - n;
-  };
-  auto u32 = [&] {
-    uint32_t v;
-    std::memcpy(&v, take(4), 4);
-    return v;
-  };
-  auto u64 = [&] {
-    uint64_t v;
-    std::memcpy(&v, take(8), 8);
-    return v;
-  };
-  auto str = [&] {
-    const uint64_t n = u64();
-    return std::string(reinterpret_cast<const char*>(take(n)), n);
-  };
-  std::function<void(uint32_t)> skip = [&](uint32_t type) {  // a metadata value of GGUF type
-    static constexpr size_t kSizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (type == 8) {
-      str();
-    } else if (type == 9) {
-      const uint32_t element_type = u32();
-      for (uint64_t i = u64(); i > 0; --i) skip(element_type);
-    } else {
-      if (type >= std::size(kSizes)) throw std::runtime_error("bad GGUF value type");
-      take(kSizes[type]);
-    }
-  };
-  if (u32() != 0x46554747u || u32() < 2) throw std::runtime_error("not GGUF v2+: " + path);
-  const uint64_t tensor_count = u64(), kv_count = u64();
-  uint64_t alignment = 32;
-  for (uint64_t i = 0; i < kv_count; ++i) {
-    const bool is_alignment = str() == "general.alignment";
-    const uint32_t type = u32();
-    if (is_alignment && type == 4) {
-      alignment = u32();
-    } else {
-      skip(type);
-    }
-  }
-  std::map<std::string, GgufTensor> tensors;
-  std::vector<std::pair<std::string, uint64_t>> offsets;
-  for (uint64_t i = 0; i < tensor_count; ++i) {
-    GgufTensor& tensor = tensors[offsets.emplace_back(str(), 0).first];
-    tensor.ne.resize(u32());
-    for (int64_t& n : tensor.ne) n = static_cast<int64_t>(u64());
-    tensor.type = u32();
-    offsets.back().second = u64();
-  }
-  const size_t data_start = (pos + alignment - 1) / alignment * alignment;
-  for (const auto& [name, offset] : offsets) {
-    tensors[name].data = bytes.data() + data_start + offset;
-  }
-  return tensors;
-}
-
-TEST(GgmlBlocks, RealTensorsMatchLlamaCpp) {
-  const std::string shared = testing::SharedDir();
-  const std::filesystem::path dir = std::filesystem::path(shared) / "gguf" / "tiny-dense";
-  if (shared.empty() || !std::filesystem::exists(dir / "tensors.json")) {
-    GTEST_SKIP() << "shared/gguf/tiny-dense not found";
-  }
-  const nlohmann::json reference = nlohmann::json::parse(std::ifstream(dir / "tensors.json"));
-  int checked = 0, repacked = 0;
-  for (const auto& [label, file] : reference.at("files").items()) {
-    Bytes bytes;
-    const auto tensors = ReadGguf((dir / file.at("file").get<std::string>()).string(), bytes);
-    for (const nlohmann::json& want : file.at("tensors")) {
-      const std::string name = want.at("name");
-      SCOPED_TRACE(label + " " + name);
-      const GgufTensor& tensor = tensors.at(name);
-      EXPECT_STREQ(GgmlTypeInfo(tensor.type).name, want.at("type").get<std::string>().c_str());
-      const int64_t cols = tensor.ne[0];
-      int64_t rows = 1;
-      for (size_t i = 1; i < tensor.ne.size(); ++i) rows *= tensor.ne[i];
-      const uint64_t row_bytes = GgmlRowBytes(tensor.type, cols);
-      EXPECT_EQ(row_bytes * static_cast<uint64_t>(rows), want.at("bytes").get<uint64_t>());
-      std::vector<float> values(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r) {
-        DequantizeGgmlRow(tensor.type, tensor.data + r * row_bytes, cols, values.data() + r * cols);
-      }
-      const std::string_view raw(reinterpret_cast<const char*>(values.data()),
-                                 values.size() * sizeof(float));
-      EXPECT_EQ(Sha256Hex(raw), want.at("sha256_f32").get<std::string>());
-      ++checked;
-      const bool q8 = tensor.type == Id(GgmlType::kQ8_0);
-      if ((!q8 && tensor.type != Id(GgmlType::kQ4_0)) || rows < 2) continue;
-      const PackedShape shape{q8 ? QuantFormat::kQ8 : QuantFormat::kQ4, rows, cols};
-      Bytes quants(static_cast<size_t>(shape.quant_bytes()));
-      std::vector<uint16_t> scales(static_cast<size_t>(shape.scale_count()));
-      // llama.cpp's Q8_0 quantizer rounds x / (amax / 127), so it never writes -128.
-      ASSERT_TRUE(
-          RepackGgmlToPanels(tensor.type, tensor.data, rows, cols, quants.data(), scales.data()));
-      std::vector<float> row(static_cast<size_t>(cols));
-      for (int64_t r = 0; r < rows; ++r) {
-        DequantizeRow(shape, quants.data(), scales.data(), r, row.data());
-        ASSERT_EQ(std::memcmp(row.data(), values.data() + r * cols, row.size() * sizeof(float)), 0)
-            << r;
-      }
-      ++repacked;
-    }
-  }
-  EXPECT_GT(checked, 0);
-  std::cout << "[ INFO     ] " << checked << " tensors match llama.cpp, " << repacked
-            << " repacked losslessly\n";
 }
 
 }  // namespace

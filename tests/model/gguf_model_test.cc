@@ -15,6 +15,7 @@
 #include "kernels/activation.h"
 #include "model/golden.h"
 #include "model/transformer.h"
+#include "model/model_test_util.h"
 #include "testdata.h"
 
 namespace bora::testing {
@@ -36,19 +37,6 @@ std::vector<float> ReadFloats(const std::string& path) {
   in.seekg(0);
   in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * 4));
   return values;
-}
-
-std::vector<int32_t> Greedy(model::Transformer& engine, const std::vector<int32_t>& prompt, size_t count) {
-  model::ContiguousKvCache cache = engine.NewCache();
-  const int64_t vocab = engine.params().vocab_size;
-  std::vector<float> logits(static_cast<size_t>(vocab));
-  engine.Forward(prompt, cache, logits, false);
-  std::vector<int32_t> out;
-  while (out.size() < count) {
-    out.push_back(static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab)));
-    engine.Forward(std::span<const int32_t>(&out.back(), 1), cache, logits, false);
-  }
-  return out;
 }
 
 std::unique_ptr<model::Transformer> Load(const std::string& path, std::optional<DType> dtype) {
@@ -96,7 +84,7 @@ TEST_P(GgufFolderTest, ExactDequantizationMatchesLlamaCppF32) {
       Accumulate(*engine, prompt, ReadFloats(dir + "/" + file_case["dequant_f32_prefill_logits"]["file"].get<std::string>()), d);
       EXPECT_LE(d.max_abs, 1e-4) << file_case["name"];
       const std::vector<int32_t> greedy = file_case.at("greedy_tokens_dequant_f32").get<std::vector<int32_t>>();
-      EXPECT_EQ(Greedy(*engine, prompt, greedy.size()), greedy) << file_case["name"];
+      EXPECT_EQ(GreedyTokens(*engine, prompt, greedy.size()), greedy) << file_case["name"];
     }
   }
 }
@@ -151,12 +139,12 @@ TEST(GgufModelTest, Stories260KContinuesLikeLlama2c) {
   // The F32 file is the checkpoint itself: all of run.c's tokens. F16 (llama.cpp: 96/96 too).
   for (const char* type : {"F32", "F16"}) {
     auto engine = Load(dir + "/gguf/stories260K-" + std::string(type) + ".gguf", std::nullopt);
-    EXPECT_EQ(Greedy(*engine, input, expected.size()), expected) << type;
+    EXPECT_EQ(GreedyTokens(*engine, input, expected.size()), expected) << type;
   }
   // Q8_0 runs on its own blocks: llama.cpp's 96 tokens also matched run.c.
   auto q8 = Load(dir + "/gguf/stories260K-Q8_0.gguf", std::nullopt);
   EXPECT_EQ(q8->compute_dtype(), DType::kQ8);
-  EXPECT_EQ(Greedy(*q8, input, expected.size()), expected);
+  EXPECT_EQ(GreedyTokens(*q8, input, expected.size()), expected);
 }
 
 TEST(GgufModelTest, VocabularyOnlyFileIsRefusedAsAModel) {

@@ -15,6 +15,7 @@
 #include "formats/model_folder.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_writer.h"
+#include "kernels/activation.h"
 #include "model/random_model.h"
 #include "model/transformer.h"
 
@@ -144,6 +145,19 @@ double MaxAbsDiff(const std::vector<float>& a, const std::vector<double>& b) {
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
   return worst;
+}
+
+std::vector<int32_t> GreedyTokens(model::Transformer& engine, const std::vector<int32_t>& prompt, size_t count) {
+  model::ContiguousKvCache cache = engine.NewCache();
+  const int64_t vocab = engine.params().vocab_size;
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  engine.Forward(prompt, cache, logits, false);
+  std::vector<int32_t> out;
+  while (out.size() < count) {
+    out.push_back(static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab)));
+    if (out.size() < count) engine.Forward(std::span<const int32_t>(&out.back(), 1), cache, logits, false);
+  }
+  return out;
 }
 
 }  // namespace bora::testing

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "formats/model_params.h"
+#include "model/transformer.h"
 
 namespace bora::testing {
 
@@ -21,6 +22,10 @@ void ConvertToHf(const std::string& native_dir, const std::string& hf_dir);
 
 // Logits [tokens, vocab] of `tokens` from position 0, fed to the engine `step` tokens per call.
 std::vector<float> EngineLogits(const std::string& dir, const std::vector<int32_t>& tokens, int64_t step);
+
+// Greedy continuation of `prompt` for `count` tokens: one prefill, then one token per call
+// through the KV cache (as llama2.c's run.c and llama.cpp's greedy sampling do).
+std::vector<int32_t> GreedyTokens(model::Transformer& engine, const std::vector<int32_t>& prompt, size_t count);
 
 // Deterministic token ids in [0, vocab).
 std::vector<int32_t> RandomTokens(int64_t count, int64_t vocab, uint32_t seed);

@@ -9,26 +9,13 @@
 
 #include "kernels/activation.h"
 #include "model/transformer.h"
+#include "model/model_test_util.h"
 #include "testdata.h"
 
 namespace bora::testing {
 namespace {
 
 // Greedy continuation of `prompt` for `count` tokens, fed one token at a time like run.c.
-std::vector<int32_t> Greedy(model::Transformer& engine, const std::vector<int32_t>& prompt, size_t count) {
-  model::ContiguousKvCache cache = engine.NewCache();
-  const int64_t vocab = engine.params().vocab_size;
-  std::vector<float> logits(static_cast<size_t>(vocab));
-  engine.Forward(prompt, cache, logits, false);
-  std::vector<int32_t> out;
-  while (out.size() < count) {
-    const int32_t next = static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab));
-    out.push_back(next);
-    engine.Forward(std::span<const int32_t>(&out.back(), 1), cache, logits, false);
-  }
-  return out;
-}
-
 TEST(RealModelTest, Stories260KGreedyEqualsLlama2c) {
   BORA_REQUIRE_SHARED(shared);
   const std::string dir = shared + "/real-models/stories260K";
@@ -44,7 +31,7 @@ TEST(RealModelTest, Stories260KGreedyEqualsLlama2c) {
     // run.c prints the prompt tokens after BOS, then what it generated.
     const std::vector<int32_t> expected(printed.begin() + static_cast<int64_t>(input.size()) - 1, printed.end());
     ASSERT_GT(expected.size(), 90u);
-    EXPECT_EQ(Greedy(*engine, input, expected.size()), expected) << run;
+    EXPECT_EQ(GreedyTokens(*engine, input, expected.size()), expected) << run;
   }
 }
 
