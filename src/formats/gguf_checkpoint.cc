@@ -135,8 +135,9 @@ void CheckpointTensors::OpenGguf(const ModelFolder& folder, GgufDecode decode) {
   // file to keep a few of them resident.
   const bool copy_floats = work > 0;
   std::set<std::string> converted_types;
+  // Load-time work only: every CPU (at most 16), none spawned for a file of float tensors.
   const int threads = std::max(1, static_cast<int>(std::min(16u, std::thread::hardware_concurrency())));
-  ThreadPool pool(threads);
+  ThreadPool pool(work > 0 ? threads : 1);
   ProgressBar progress(decode == GgufDecode::kExactF32 ? "dequantizing " + path : "decoding " + path, work);
   for (const Piece& piece : pieces) {
     std::vector<int64_t> shape = piece.matrix ? std::vector<int64_t>{piece.rows, piece.cols}
