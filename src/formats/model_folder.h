@@ -40,7 +40,8 @@ struct ModelFolder {
 void CheckModelFolderPath(const std::string& path);
 
 // Reads the config and lists the weight files without mapping them (cheap: used for the memory
-// estimate before loading). A GGUF file is read as a one-file model (its header is parsed). Throws IoError/FormatError/Unsupported naming the file and problem.
+// estimate before loading). A GGUF file is read as a one-file model (its header is parsed).
+// Throws IoError/FormatError/Unsupported naming the file and problem.
 ModelFolder InspectModelFolder(const std::string& dir);
 
 // All weight tensors of a folder, keyed by Mistral-native name. For Hugging Face folders the
