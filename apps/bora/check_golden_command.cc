@@ -215,10 +215,11 @@ Command RegisterCheckGolden(CLI::App& app) {
       "golden-fp8/); without --layout every one present is checked. Every case runs as one-shot, chunked and token-by-token prefill plus\n"
       "KV-cache decode; exits 1 if any logit differs by more than 1e-4 or a greedy token differs.\n"
       "With --model FILE.gguf (or a folder) that model is checked against REF_DIR's golden/ instead.\n"
-      "A GGUF test folder (golden.json with \"files\", *.gguf, logits/<TYPE>/, as ../shared/gguf/<model>/):\n"
+      "A GGUF test folder (golden.json with \"files\": ../shared/gguf/<model>/, real-models/stories260K/):\n"
       "every .gguf in it is checked; --dtype f32 against llama.cpp's logits of the F32-dequantized file\n"
       "(max abs 1e-4) and its greedy tokens; without --dtype bora's own compute is compared with\n"
-      "llama.cpp's logits of the file (dense: max abs <= 0.5 and RMS relative <= 5%; MoE: reported).");
+      "llama.cpp's logits of the file (dense: max abs <= 0.5 x max(1, logit RMS) and RMS relative <= 5%;\n"
+      "MoE: reported).");
   sub->add_option("REF_DIR", flags->ref_dir, "Reference folder (e.g. ../shared/reference-models/tiny-dense)")
       ->required();
   sub->add_option("--layout", flags->layout, "Which model folder to check")

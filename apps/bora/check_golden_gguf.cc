@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +23,8 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
 // Tolerances of ../shared/gguf/README.md: exact dequantization 1e-4; bora's own quantized
-// compute vs llama.cpp's (which quantizes activations too) on dense models.
+// compute vs llama.cpp's (which quantizes activations too) on dense models: max abs 0.5 for
+// logits of RMS 1 (scaled by the logits' RMS above that) and RMS relative 5%.
 constexpr double kExactTolerance = 1e-4;
 constexpr double kNativeMaxAbs = 0.5;
 constexpr double kNativeRmsRel = 0.05;
@@ -116,10 +118,15 @@ bool IsGgufGoldenFolder(const std::string& dir) {
 int RunCheckGgufGolden(const std::string& dir_text, std::optional<std::string> dtype, int threads, bool json) {
   const fs::path dir(dir_text);
   const Json root = ReadJson(dir / "golden.json");
-  if (!root.contains("vocab_size") || !root.contains("cases")) {
-    throw FormatError((dir / "golden.json").string() + ": needs vocab_size, cases and files");
+  if (!root.contains("cases")) throw FormatError((dir / "golden.json").string() + ": needs cases and files");
+  // Two layouts: ../shared/gguf/<model>/ (cases and each file's cases are lists with "name",
+  // vocab_size at the top) and real-models/stories260K/ (both keyed by case name).
+  std::map<std::string, std::vector<int32_t>> prompts;
+  for (const auto& [key, value] : root["cases"].items()) {
+    prompts[value.is_object() && value.contains("name") ? value["name"].get<std::string>() : key] =
+        Tokens(value.value("prompt_tokens", Json::array()));
   }
-  const int64_t vocab = root["vocab_size"].get<int64_t>();
+  const int64_t stated_vocab = root.contains("vocab_size") ? root["vocab_size"].get<int64_t>() : -1;
   const bool exact = dtype == std::string("f32");
   bool all_passed = true;
   Json results = Json::array();
@@ -134,23 +141,22 @@ int RunCheckGgufGolden(const std::string& dir_text, std::optional<std::string> d
     options.threads = threads;
     if (dtype) options.dtype = model::ParseWeightDType(*dtype);
     std::unique_ptr<model::Transformer> model = model::LoadModel(gguf.string(), options);
-    if (model->params().vocab_size != vocab) {
-      throw FormatError(gguf.string() + ": vocabulary " + std::to_string(model->params().vocab_size) +
-                        " differs from golden.json's " + std::to_string(vocab));
+    const int64_t vocab = model->params().vocab_size;
+    if (stated_vocab >= 0 && vocab != stated_vocab) {
+      throw FormatError(gguf.string() + ": vocabulary " + std::to_string(vocab) + " differs from golden.json's " +
+                        std::to_string(stated_vocab));
     }
     const bool moe = model->params().moe.has_value();
     Comparison overall;
     bool file_passed = true;
-    const Json& cases = file.at("cases");
-    for (size_t i = 0; i < cases.size(); ++i) {
-      const Json& file_case = cases[i];
-      const std::string name = file_case.value("name", "case" + std::to_string(i));
-      std::vector<int32_t> prompt;
-      for (const Json& c : root["cases"]) {
-        if (c.value("name", "") == name) prompt = Tokens(c["prompt_tokens"]);
-      }
-      if (prompt.empty()) throw FormatError((dir / "golden.json").string() + ": no prompt for case " + name);
-      const char* key = exact ? "dequant_f32_prefill_logits" : "prefill_logits";
+    for (const auto& [case_key, file_case] : file.at("cases").items()) {
+      const std::string name = file_case.contains("name") ? file_case["name"].get<std::string>() : case_key;
+      const std::vector<int32_t> prompt = prompts.count(name) ? prompts.at(name) : std::vector<int32_t>{};
+      if (prompt.empty()) continue;  // a case without a prompt (stories260K's "bos": greedy only)
+      // An F32 file is its own exact dequantization (stories260K stores no separate one).
+      const char* key = exact && !(type == "F32" && !file_case.contains("dequant_f32_prefill_logits"))
+                            ? "dequant_f32_prefill_logits"
+                            : "prefill_logits";
       if (!file_case.contains(key) || file_case[key].is_null()) continue;  // not stored for this prompt
       const Json& entry = file_case[key];
       int64_t rows = 0;
@@ -192,11 +198,14 @@ int RunCheckGgufGolden(const std::string& dir_text, std::optional<std::string> d
     }
     if (!exact) {
       // bora's compute vs llama.cpp's quantized compute: a dense-model rule; MoE routing flips.
-      const bool ok = overall.max_abs <= kNativeMaxAbs && overall.rms_rel() <= kNativeRmsRel;
+      // The max-abs limit is for logits of RMS ~1 (the reference models); larger logits scale it.
+      const double logit_rms = std::sqrt(overall.sum_sq_ref / std::max<double>(1, overall.rows * vocab));
+      const double max_abs_limit = kNativeMaxAbs * std::max(1.0, logit_rms);
+      const bool ok = overall.max_abs <= max_abs_limit && overall.rms_rel() <= kNativeRmsRel;
       if (!moe) file_passed = ok;
       if (!json) {
-        std::printf("%-28s all   max abs %.4f (limit %.1f), rms_rel %.4f (limit %.2f): %s\n",
-                    gguf.filename().string().c_str(), overall.max_abs, kNativeMaxAbs, overall.rms_rel(), kNativeRmsRel,
+        std::printf("%-28s all   max abs %.4f (limit %.2f), rms_rel %.4f (limit %.2f): %s\n",
+                    gguf.filename().string().c_str(), overall.max_abs, max_abs_limit, overall.rms_rel(), kNativeRmsRel,
                     moe ? "reported only (MoE: expert choices flip under quantized compute)" : (ok ? "PASS" : "FAIL"));
       }
     }

@@ -133,6 +133,12 @@ TEST(CliTest, GgufFilesCheckAndGenerate) {
   }
   CommandResult native = RunBora("check-golden -t 2 " + shared + "/gguf/tiny-dense");
   EXPECT_EQ(native.exit_code, 0) << native.output;
+  // The real model's folder (its own golden.json layout: cases keyed by name).
+  for (const char* dtype : {" --dtype f32", ""}) {
+    CommandResult stories = RunBora("check-golden -t 2" + std::string(dtype) + " " + shared + "/real-models/stories260K");
+    EXPECT_EQ(stories.exit_code, 0) << stories.output;
+    EXPECT_NE(stories.output.find("stories260K-F32.gguf"), std::string::npos) << stories.output;
+  }
   CommandResult goldens = RunBora("check-golden -t 2 " + shared + "/reference-models/tiny-dense --model " + shared +
                                   "/gguf/tiny-dense/tiny-dense-BF16.gguf");
   EXPECT_EQ(goldens.exit_code, 0) << goldens.output;
