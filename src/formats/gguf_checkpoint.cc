@@ -117,17 +117,6 @@ void CheckpointTensors::OpenGguf(const ModelFolder& folder, GgufDecode decode) {
     piece.bytes = bytes;
     pieces.push_back(std::move(piece));
   }
-  if (params.tie_embeddings) {
-    // No output.weight: llama.cpp (and the model) reuse the embedding table.
-    for (size_t i = 0, n = pieces.size(); i < n; ++i) {
-      if (pieces[i].native == "tok_embeddings.weight") {
-        Piece output = pieces[i];
-        output.native = "output.weight";
-        pieces.push_back(output);
-      }
-    }
-  }
-
   uint64_t work = 0;
   for (const Piece& piece : pieces) work += IsFloatType(piece.type) ? 0 : piece.bytes.size();
   // In a file with quantized tensors the float ones (norms, routers, the odd F16 table) are
@@ -199,6 +188,18 @@ void CheckpointTensors::OpenGguf(const ModelFolder& folder, GgufDecode decode) {
     progress.Advance(piece.bytes.size());
   }
   progress.Finish();
+  if (params.tie_embeddings) {
+    // No output.weight: llama.cpp (and the model) reuse the embedding table. The output entries
+    // view the embedding's decoded bytes (or its mapping) instead of decoding it a second time.
+    const std::string stem = "tok_embeddings.weight";
+    std::vector<std::pair<std::string, const Entry*>> tied;
+    for (const auto& [name, entry] : tensors_) {
+      if (name.compare(0, stem.size(), stem) == 0) tied.emplace_back("output.weight" + name.substr(stem.size()), entry.get());
+    }
+    for (const auto& [name, entry] : tied) {
+      AddGgufEntry(name, entry->gguf_info.name, entry->gguf_info.shape, entry->owned_dtype, {}, entry->mapped);
+    }
+  }
   if (!converted_types.empty()) {
     std::string names;
     for (const std::string& name : converted_types) names += (names.empty() ? "" : ", ") + name;
