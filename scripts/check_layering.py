@@ -13,9 +13,10 @@ ALLOWED = {
     "formats": {"base", "kernels", "tensor"},
     "tokenizer": {"base", "formats"},
     "model": {"base", "kernels", "tensor", "ops", "formats"},
-    "runtime": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model"},
-    "train": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model"},
-    "server": {"base", "tensor", "formats", "tokenizer", "model", "runtime", "train"},
+    "dist": {"base", "kernels", "tensor", "ops", "formats", "model"},
+    "runtime": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model", "dist"},
+    "train": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model", "dist"},
+    "server": {"base", "tensor", "formats", "tokenizer", "model", "dist", "runtime", "train"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/')
 

@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "bench_concurrent.h"
 #include "commands.h"
+#include "dist/sharded_model.h"
 #include "formats/gguf.h"
 #include "kernels/activation.h"
 #include "kv_flags.h"
@@ -83,7 +84,13 @@ int RunBench(const BenchFlags& flags) {
   options.mmap = flags.mmap;
   if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
   auto load_start = std::chrono::steady_clock::now();
-  std::unique_ptr<model::Transformer> model = model::LoadModel(dir, options);
+  // Under mpirun: this rank's part of the model; ranks >= 1 replay rank 0's steps until it is done.
+  dist::ShardedModel sharded = dist::LoadShardedModel(dir, options);
+  if (sharded.follower()) {
+    sharded.group->FollowSteps();
+    return 0;
+  }
+  std::unique_ptr<model::Transformer>& model = sharded.model;
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (model->context_length() < options.context) {
@@ -139,6 +146,7 @@ int RunBench(const BenchFlags& flags) {
               {"isa", std::string(IsaName(model->isa()))},
               {"cpu", cpu_line},
               {"threads", model->num_threads()},
+              {"ranks", sharded.ranks()},
               {"load_seconds", load_seconds},
               {"model_bytes", model_bytes}});
   } else {
@@ -214,6 +222,7 @@ int RunBench(const BenchFlags& flags) {
                                      {"dtype", dtype_name},
                                      {"isa", std::string(IsaName(model->isa()))},
                                      {"threads", model->num_threads()},
+                                     {"ranks", sharded.ranks()},
                                      {"n_prompt", flags.prompt_tokens},
                                      {"n_gen", flags.generate_tokens},
                                      {"repetitions", flags.repetitions},

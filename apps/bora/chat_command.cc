@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "dist/sharded_model.h"
 #include "lora_flag.h"
 #include "formats/model_folder.h"
 #include "kv_flags.h"
@@ -56,7 +57,13 @@ int RunChat(const ChatFlags& flags) {
   options.context = flags.context;
   options.threads = flags.threads;
   if (!flags.dtype.empty()) options.dtype = model::ParseWeightDType(flags.dtype);
-  std::unique_ptr<model::Transformer> model = model::LoadModel(flags.model_dir, options);
+  // Under mpirun: this rank's part of the model; ranks >= 1 replay rank 0's steps until it is done.
+  dist::ShardedModel sharded = dist::LoadShardedModel(flags.model_dir, options);
+  if (sharded.follower()) {
+    sharded.group->FollowSteps();
+    return 0;
+  }
+  std::unique_ptr<model::Transformer>& model = sharded.model;
   runtime::EngineOptions engine_options;
   engine_options.max_sequences = 1;
   engine_options.max_queued = 1;

@@ -5,6 +5,8 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "dist/communicator.h"
+#include "dist/world.h"
 
 namespace bora::app {
 
@@ -35,7 +37,41 @@ std::vector<int32_t> ParseTokenList(const std::string& text) {
 
 }  // namespace bora::app
 
+namespace {
+
+// Under mpirun: which subcommands run as a group, and the one-line refusal for the others.
+void CheckRunsUnderMpirun(const CLI::App& app) {
+  const bora::dist::World& world = bora::dist::World::Get();
+  if (world.size() == 1) return;
+  for (const char* name : {"generate", "chat", "serve", "bench", "tune"}) {
+    if (app.got_subcommand(name)) return;
+  }
+  throw bora::dist::GroupError("only generate, chat, serve, bench and tune run as a group of ranks; run this command without mpirun");
+}
+
+int Run(int argc, char** argv);
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  try {
+    bora::dist::World::Init(&argc, &argv);
+  } catch (const bora::Error& e) {
+    std::fprintf(stderr, "bora: error: %s\n", e.what());
+    return 1;
+  }
+  // Ranks >= 1 compute; only rank 0 writes results.
+  if (bora::dist::World::Get().rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;
+  const int status = Run(argc, argv);
+  std::fflush(stdout);
+  bora::dist::World::Finish();
+  return status;
+}
+
+namespace {
+
+int Run(int argc, char** argv) {
+  const int rank = bora::dist::World::Get().rank();
   CLI::App app{"bora: run, serve and fine-tune Mistral-family models on your own CPU.", "bora"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "bora 0.1.0");
@@ -55,11 +91,17 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    CheckRunsUnderMpirun(app);
     for (const auto& command : commands) {
       if (command.subcommand->parsed()) return command.action();
     }
   } catch (const bora::Error& e) {
-    std::fprintf(stderr, "bora: error: %s\n", e.what());
+    // Rank 0 reports the errors all ranks share; another rank's own error names the rank.
+    if (rank == 0) {
+      std::fprintf(stderr, "bora: error: %s\n", e.what());
+    } else if (dynamic_cast<const bora::dist::GroupError*>(&e) == nullptr) {
+      std::fprintf(stderr, "bora: rank %d: error: %s\n", rank, e.what());
+    }
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "bora: error: out of memory; lower --ctx or use a smaller model\n");
@@ -70,3 +112,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace

@@ -13,6 +13,8 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "dist/sharded_model.h"
+#include "dist/world.h"
 #include "kv_flags.h"
 #include "model/weights.h"
 #include "server/http_server.h"
@@ -130,6 +132,17 @@ int RunServe(const ServeFlags& flags) {
   engine.max_queued = flags.max_queue > 0 ? flags.max_queue : 4 * flags.parallel;
   ApplyKvFlags(flags.kv, engine);
 
+  const dist::World& world = dist::World::Get();
+  if (world.size() > 1 && flags.models.size() != 1) {
+    throw dist::GroupError("under mpirun, serve one --model (with any --lora adapters on it); start one mpirun per model");
+  }
+  if (world.rank() != 0) {  // ranks >= 1: load this rank's part and follow rank 0's steps
+    const std::string& spec = flags.models[0];
+    const size_t equals = spec.find('=');
+    dist::ShardedModel sharded = dist::LoadShardedModel(equals == std::string::npos ? spec : spec.substr(equals + 1), load);
+    sharded.group->FollowSteps();
+    return 0;
+  }
   std::vector<std::unique_ptr<server::ServedModel>> models;
   for (const std::string& spec : flags.models) {
     const size_t equals = spec.find('=');

@@ -109,6 +109,7 @@ void KvBlockPool::Release(int32_t block) {
 }
 
 void KvBlockPool::CopyBlock(int32_t from, int32_t to) {
+  if (log_copies_) copy_log_.emplace_back(from, to);
   const uint64_t block_data = static_cast<uint64_t>(block_size_ * row_elements_ * element_bytes_);
   const uint64_t block_scales = static_cast<uint64_t>(block_size_ * kv_heads_) * 4;
   for (int64_t layer = 0; layer < n_layers_; ++layer) {

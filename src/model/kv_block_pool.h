@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/aligned_buffer.h"
@@ -54,6 +55,10 @@ class KvBlockPool {
   bool Shared(int32_t block) const { return refcount_[block] > 1 || cached_[block]; }
   // Copies every layer's keys and values of `from` into `to`.
   void CopyBlock(int32_t from, int32_t to);
+  // Tensor parallelism: when on, CopyBlock also appends (from, to) to copy_log(), which rank 0
+  // drains into each step's message so the other ranks copy the same blocks of their pools.
+  void LogCopies(bool on) { log_copies_ = on; }
+  std::vector<std::pair<int32_t, int32_t>>& copy_log() { return copy_log_; }
 
   // Prefix cache. Hash of a full block: `parent` (the previous block's hash, 0 for the first)
   // and its block_size tokens.
@@ -108,6 +113,8 @@ class KvBlockPool {
   std::vector<uint64_t> index_hash_;
   std::vector<int32_t> index_block_;
   KvPoolCounters counters_;
+  bool log_copies_ = false;
+  std::vector<std::pair<int32_t, int32_t>> copy_log_;
 };
 
 }  // namespace bora::model

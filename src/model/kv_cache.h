@@ -4,12 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "formats/model_params.h"
 #include "ops/attention.h"
 
 namespace bora::model {
+
+class KvBlockPool;
 
 // One sequence's keys and values. The forward pass calls, per chunk of `tokens` new positions
 // starting at position(): Reserve(tokens); per layer StoreBeforeAttention, attention over
@@ -32,6 +35,10 @@ class KvCache {
                                    int64_t tokens) = 0;
   virtual ops::KvView View(int64_t layer) const = 0;
   virtual void Advance(int64_t tokens) { position_ += tokens; }
+  // Tensor parallelism: a paged cache's pool and block table (rank 0 sends the table so the
+  // other ranks write and read the same slots of their own pools); null / empty otherwise.
+  virtual KvBlockPool* block_pool() const { return nullptr; }
+  virtual std::span<const int32_t> block_table() const { return {}; }
 
  protected:
   explicit KvCache(int64_t max_positions) : max_positions_(max_positions) {}

@@ -6,12 +6,14 @@
 #include "base/memory_info.h"
 #include "model/architectures.h"
 #include "model/memory_plan.h"
+#include "model/shard.h"
 
 namespace bora::model {
 
 std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions& options) {
   formats::ModelFolder folder = formats::InspectModelFolder(dir);
   for (const std::string& note : folder.params.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  const ShardPlan shard = PlanShard(folder.params, options.shard);  // refuses a bad rank count first
   auto ctx = std::make_unique<ops::ComputeContext>(options.threads, options.isa);
   const bool fp8 = folder.params.quantization == formats::WeightQuantization::kFp8;
   // FP8 checkpoints: dequantized while opening, exactly to f32 for --dtype f32, else to bf16
@@ -21,10 +23,15 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
   const bool gguf = folder.layout == formats::CheckpointLayout::kGguf;
   if (gguf) CheckMemoryFits(PlanGgufMemory(folder, options.context, options.dtype), ReadMemoryBudget(), dir);
   ModelWeights weights = LoadModelWeights(folder, fp8_target, GgufDecodeFor(options.dtype));
+  ShardModelWeights(weights, folder.params, shard);  // tensor parallel: keep this rank's slices only
   // Packed folders load as they are; dense ones convert when a dtype is asked for.
   DType target = options.dtype.value_or(weights.compute_dtype);
   if (fp8 && target == fp8_target) target = weights.compute_dtype;  // already in that format
   MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
+  if (!shard.layout.whole()) {  // each rank holds about 1/N of the matrices and of the KV heads
+    plan.weights /= static_cast<uint64_t>(shard.layout.ranks);
+    plan.kv_cache /= static_cast<uint64_t>(shard.layout.ranks);
+  }
   if (!fp8 && !gguf) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
   if (target == weights.compute_dtype && !options.mmap) {
     MakeWeightsResident(weights, *ctx);

@@ -144,33 +144,50 @@ void PagedKvCache::Reserve(int64_t tokens) {
   }
 }
 
-void PagedKvCache::StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) {
-  const int64_t heads = pool_.kv_heads(), d = pool_.head_dim();
-  const int64_t row = heads * d, row_bytes = pool_.row_bytes();
-  float* key_scales = pool_.key_scales(layer);
-  float* value_scales = pool_.value_scales(layer);
+void StorePagedRows(KvBlockPool& pool, const int32_t* table, int64_t position, int64_t layer, float* keys,
+                    float* values, int64_t tokens) {
+  const int64_t heads = pool.kv_heads(), d = pool.head_dim(), block_size = pool.block_size();
+  const int64_t row = heads * d, row_bytes = pool.row_bytes();
+  float* key_scales = pool.key_scales(layer);
+  float* value_scales = pool.value_scales(layer);
   for (int64_t t = 0; t < tokens; ++t) {
-    const int64_t position = position_ + t;
-    const int64_t slot =
-        int64_t{table_[position / block_size_]} * block_size_ + position % block_size_;
-    ops::StoreKvRow(pool_.dtype(), keys + t * row, heads, d, pool_.keys(layer) + slot * row_bytes,
+    const int64_t at = position + t;
+    const int64_t slot = int64_t{table[at / block_size]} * block_size + at % block_size;
+    ops::StoreKvRow(pool.dtype(), keys + t * row, heads, d, pool.keys(layer) + slot * row_bytes,
                     key_scales != nullptr ? key_scales + slot * heads : nullptr);
-    ops::StoreKvRow(pool_.dtype(), values + t * row, heads, d,
-                    pool_.values(layer) + slot * row_bytes,
+    ops::StoreKvRow(pool.dtype(), values + t * row, heads, d, pool.values(layer) + slot * row_bytes,
                     value_scales != nullptr ? value_scales + slot * heads : nullptr);
   }
 }
 
-ops::KvView PagedKvCache::View(int64_t layer) const {
+ops::KvView PagedView(KvBlockPool& pool, const int32_t* table, int64_t layer) {
   ops::KvView view;
-  view.dtype = pool_.dtype();
-  view.k = pool_.keys(layer);
-  view.v = pool_.values(layer);
-  view.k_scales = pool_.key_scales(layer);
-  view.v_scales = pool_.value_scales(layer);
-  view.block_table = table_.data();
-  view.block_size = block_size_;
+  view.dtype = pool.dtype();
+  view.k = pool.keys(layer);
+  view.v = pool.values(layer);
+  view.k_scales = pool.key_scales(layer);
+  view.v_scales = pool.value_scales(layer);
+  view.block_table = table;
+  view.block_size = pool.block_size();
   return view;
 }
+
+void PagedKvCache::StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) {
+  StorePagedRows(pool_, table_.data(), position_, layer, keys, values, tokens);
+}
+
+ops::KvView PagedKvCache::View(int64_t layer) const { return PagedView(pool_, table_.data(), layer); }
+
+MirrorKvCache::MirrorKvCache(KvBlockPool& pool, int64_t max_positions, int64_t position,
+                             std::span<const int32_t> table)
+    : KvCache(max_positions), pool_(pool), table_(table.begin(), table.end()) {
+  position_ = position;
+}
+
+void MirrorKvCache::StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) {
+  StorePagedRows(pool_, table_.data(), position_, layer, keys, values, tokens);
+}
+
+ops::KvView MirrorKvCache::View(int64_t layer) const { return PagedView(pool_, table_.data(), layer); }
 
 }  // namespace bora::model

@@ -45,6 +45,8 @@ class PagedKvCache final : public KvCache {
   void StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) override;
   void StoreAfterAttention(int64_t, const float*, const float*, int64_t) override {}
   ops::KvView View(int64_t layer) const override;
+  KvBlockPool* block_pool() const override { return &pool_; }
+  std::span<const int32_t> block_table() const override { return table_; }
 
  private:
   void ReleaseOutsideWindow();
@@ -58,5 +60,25 @@ class PagedKvCache final : public KvCache {
   uint64_t registered_hash_ = 0;   // chain hash of the last of those
   uint64_t prefix_root_ = 0;       // parent hash of the first block
 };
+
+// A tensor-parallel rank's copy of one of rank 0's paged caches for one step: the block table
+// rank 0 sent, over this rank's own pool (same block ids, this rank's KV heads). It allocates
+// nothing (rank 0 did), so Reserve is a no-op.
+class MirrorKvCache final : public KvCache {
+ public:
+  MirrorKvCache(KvBlockPool& pool, int64_t max_positions, int64_t position, std::span<const int32_t> table);
+  void StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) override;
+  void StoreAfterAttention(int64_t, const float*, const float*, int64_t) override {}
+  ops::KvView View(int64_t layer) const override;
+
+ private:
+  KvBlockPool& pool_;
+  std::vector<int32_t> table_;
+};
+
+// The slot writes and the attention view of a block table over `pool` (shared by both caches).
+void StorePagedRows(KvBlockPool& pool, const int32_t* table, int64_t position, int64_t layer, float* keys,
+                    float* values, int64_t tokens);
+ops::KvView PagedView(KvBlockPool& pool, const int32_t* table, int64_t layer);
 
 }  // namespace bora::model

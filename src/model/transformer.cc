@@ -26,13 +26,15 @@ void AddInPlace(float* target, const float* addend, int64_t count) {
 Transformer::Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
                          std::unique_ptr<ops::ComputeContext> ctx)
     : folder_(std::move(folder)),
+      plan_(PlanShard(folder_.params, options.shard)),
+      shard_params_(ShardParams(folder_.params, plan_)),
       weights_(std::move(weights)),
       context_(options.context),
       ctx_(std::move(ctx)),
       rope_cos_sin_(RopeTable(folder_.params, context_)) {
   // Decode steps then never allocate: activations and quantized-activation scratch for 1 token.
-  scratch_.Reserve(params(), 1);
-  const formats::ModelParams& p = params();
+  scratch_.Reserve(shard_params_, 1);
+  const formats::ModelParams& p = shard_params_;
   const int64_t widest = std::max({p.dim, p.hidden_dim, p.n_heads * p.head_dim});
   ctx_->Scratch(kernels::QuantizedRowsBytes(1, (widest + 31) / 32 * 32));
 }
@@ -89,8 +91,13 @@ std::optional<LoraRows> Transformer::LoraRowsFor(int64_t layer, int64_t expert) 
   return rows;
 }
 
-void Transformer::ForwardBatch(std::span<const BatchItem> items) {
-  const formats::ModelParams& p = params();
+void Transformer::ForwardBatch(std::span<const BatchItem> items) { RunBatch(items, true); }
+
+void Transformer::ForwardFollowerStep(std::span<const BatchItem> items) { RunBatch(items, false); }
+
+void Transformer::RunBatch(std::span<const BatchItem> items, bool root) {
+  // Shapes of this rank's part; dim and vocabulary are the whole model's.
+  const formats::ModelParams& p = shard_params_;
   if (items.empty()) throw InvalidArgument("forward pass needs at least one sequence");
   int64_t total = 0, output_rows = 0;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -117,16 +124,18 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     if (!item.hidden.empty() && item.hidden.size() < static_cast<size_t>(count * p.dim)) {
       throw InvalidArgument("hidden-state buffer too small");
     }
-    if (item.logits.size() < static_cast<size_t>(rows_out * p.vocab_size)) {
+    if (root && item.logits.size() < static_cast<size_t>(rows_out * p.vocab_size)) {
       throw InvalidArgument("logits buffer too small");
     }
-    if (item.lora != nullptr && !LoraMatchesModel(*item.lora, p)) {
+    // Rank 0 holds whole-model adapters (cut per rank below), the other ranks their parts.
+    if (item.lora != nullptr && !LoraMatchesModel(*item.lora, root ? params() : shard_params_)) {
       throw InvalidArgument("a LoRA adapter does not match this model's shapes");
     }
     total += count;
     output_rows += rows_out;
   }
   for (const BatchItem& item : items) item.cache->Reserve(static_cast<int64_t>(item.tokens.size()));
+  if (root && group_ != nullptr) group_->BeginStep(items);
   scratch_.Reserve(p, total);
   Activations& a = scratch_;
   // Each row's adapter (runs of rows share one), and room for A x at the largest rank.
@@ -135,11 +144,13 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
   {
     int64_t lora_row = 0;
     for (const BatchItem& item : items) {
-      if (item.lora != nullptr) {
+      const LoraAdapter* lora = item.lora;
+      if (lora != nullptr) {
+        if (root && group_ != nullptr) lora = group_->LocalAdapter(lora);
         a.lora = true;
-        lora_rank = std::max(lora_rank, item.lora->rank);
+        lora_rank = std::max(lora_rank, lora->rank);
       }
-      std::fill_n(a.row_lora.begin() + lora_row, item.tokens.size(), item.lora);
+      std::fill_n(a.row_lora.begin() + lora_row, item.tokens.size(), lora);
       lora_row += static_cast<int64_t>(item.tokens.size());
     }
   }
@@ -154,9 +165,11 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     const LayerWeights& w = weights_.layers[layer];
     ops::RmsNormRows(*ctx_, a.residual.data(), w.attention_norm.data(), a.normed.data(), total, p.dim, eps);
     Attention(layer, items, total);
+    AllReduce(a.block_out.data(), total * p.dim);  // row-parallel wo: sum the ranks' partial products
     AddInPlace(a.residual.data(), a.block_out.data(), total * p.dim);
     ops::RmsNormRows(*ctx_, a.residual.data(), w.ffn_norm.data(), a.normed.data(), total, p.dim, eps);
     FeedForward(layer, total);
+    AllReduce(a.block_out.data(), total * p.dim);  // row-parallel w2
     AddInPlace(a.residual.data(), a.block_out.data(), total * p.dim);
   }
   for (const BatchItem& item : items) item.cache->Advance(static_cast<int64_t>(item.tokens.size()));
@@ -178,24 +191,57 @@ void Transformer::ForwardBatch(std::span<const BatchItem> items) {
     out_row += rows_out;
   }
   if (output_rows == 0) return;
-  if (items.size() == 1) {
-    ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, items[0].logits.data());
+  OutputProjection(items, output_rows, root);
+}
+
+void Transformer::OutputProjection(std::span<const BatchItem> items, int64_t output_rows, bool root) {
+  const int64_t vocab = params().vocab_size;
+  Activations& a = scratch_;
+  if (group_ == nullptr) {
+    if (items.size() == 1) {
+      ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, items[0].logits.data());
+      return;
+    }
+    const size_t needed = static_cast<size_t>(output_rows * vocab);
+    if (batch_logits_.size() < needed) batch_logits_.resize(needed);
+    ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, batch_logits_.data());
+    int64_t out_row = 0;
+    for (const BatchItem& item : items) {
+      if (!item.hidden.empty()) continue;
+      const int64_t rows_out = item.all_positions ? static_cast<int64_t>(item.tokens.size()) : 1;
+      std::copy_n(batch_logits_.data() + out_row * vocab, rows_out * vocab, item.logits.data());
+      out_row += rows_out;
+    }
     return;
   }
-  const size_t needed = static_cast<size_t>(output_rows * p.vocab_size);
-  if (batch_logits_.size() < needed) batch_logits_.resize(needed);
-  ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, batch_logits_.data());
-  out_row = 0;
-  for (const BatchItem& item : items) {
-    if (!item.hidden.empty()) continue;
-    const int64_t rows_out = item.all_positions ? static_cast<int64_t>(item.tokens.size()) : 1;
-    std::copy_n(batch_logits_.data() + out_row * p.vocab_size, rows_out * p.vocab_size, item.logits.data());
-    out_row += rows_out;
+  // Vocabulary-parallel: each rank its rows of the output projection, gathered to rank 0 as
+  // [rank][output rows, rank's vocabulary] blocks, then written into each item's logits.
+  const int64_t local = plan_.vocab.size();
+  if (local_logits_.size() < static_cast<size_t>(output_rows * local)) local_logits_.resize(output_rows * local);
+  ops::MatMul(*ctx_, a.normed.data(), output_rows, weights_.output, local_logits_.data());
+  if (root && batch_logits_.size() < static_cast<size_t>(output_rows * vocab)) batch_logits_.resize(output_rows * vocab);
+  group_->GatherToRoot(std::span<const float>(local_logits_.data(), static_cast<size_t>(output_rows * local)),
+                       std::span<float>(batch_logits_.data(), root ? static_cast<size_t>(output_rows * vocab) : 0));
+  if (!root) return;
+  const int ranks = plan_.layout.ranks;
+  int64_t block_start = 0;
+  for (int r = 0; r < ranks; ++r) {
+    const IndexRange range = PlanShard(params(), ShardLayout{r, ranks}).vocab;
+    const float* block = batch_logits_.data() + block_start;
+    int64_t out_row = 0;
+    for (const BatchItem& item : items) {
+      if (!item.hidden.empty()) continue;
+      const int64_t rows_out = item.all_positions ? static_cast<int64_t>(item.tokens.size()) : 1;
+      for (int64_t i = 0; i < rows_out; ++i, ++out_row) {
+        std::copy_n(block + out_row * range.size(), range.size(), item.logits.data() + i * vocab + range.begin);
+      }
+    }
+    block_start += output_rows * range.size();
   }
 }
 
 void Transformer::Attention(int64_t layer, std::span<const BatchItem> items, int64_t total_rows) {
-  const formats::ModelParams& p = params();
+  const formats::ModelParams& p = shard_params_;  // this rank's heads
   const LayerWeights& w = weights_.layers[layer];
   Activations& a = scratch_;
   const MatrixView* qkv[] = {&w.wq, &w.wk, &w.wv};

@@ -15,6 +15,8 @@
 #include "model/kv_cache.h"
 #include "model/lora_adapter.h"
 #include "model/lora_apply.h"
+#include "model/shard.h"
+#include "model/shard_group.h"
 #include "model/weights.h"
 #include "ops/compute_context.h"
 
@@ -29,6 +31,9 @@ struct LoadOptions {
   // --mmap: compute straight from the mapped files (fastest start, page cache shared between
   // processes) instead of copying them to huge-page memory (faster decode).
   bool mmap = false;
+  // Tensor parallelism: the part of the model this process holds ({0, 1}: all of it). Each rank
+  // reads only its slices of the weights; the group is attached with SetShardGroup.
+  ShardLayout shard;
 };
 
 // One sequence's share of a batched forward call: its new tokens, its own KV cache (advanced
@@ -53,7 +58,14 @@ class Transformer {
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
 
+  // The whole model's params (vocabulary, layers, heads as the checkpoint has them).
   const formats::ModelParams& params() const { return folder_.params; }
+  // The params of the part this rank computes: its query heads, KV heads (what KV caches are
+  // sized by) and feed-forward rows. Equal to params() without tensor parallelism.
+  const formats::ModelParams& shard_params() const { return shard_params_; }
+  const ShardPlan& shard_plan() const { return plan_; }
+  // Attaches the tensor-parallel group (ranks > 1; must outlive the model's use).
+  void SetShardGroup(ShardGroup* group) { group_ = group; }
   const formats::ModelFolder& folder() const { return folder_; }
   int64_t context_length() const { return context_; }
   int num_threads() const { return ctx_->num_threads(); }
@@ -69,7 +81,7 @@ class Transformer {
 
   // A contiguous f32 cache sized for this model's context (tests, benchmarks, golden checks;
   // the serving engine uses paged caches from a KvBlockPool).
-  ContiguousKvCache NewCache() const { return ContiguousKvCache(params(), context_); }
+  ContiguousKvCache NewCache() const { return ContiguousKvCache(shard_params(), context_); }
 
   // Runs `tokens` at positions cache.position() ... and advances the cache. Writes logits
   // [tokens, vocab] when `all_positions`, else only the last row [vocab]. Any split of a prompt
@@ -84,7 +96,12 @@ class Transformer {
   // are bit-identical to those of the same tokens run alone (batch-invariant kernels), so a
   // sequence never changes with its batch-mates. Items must use distinct caches. Throws
   // InvalidArgument for an item whose adapter does not match the model.
+  // Under tensor parallelism this is rank 0's call: it sends the step to the other ranks.
   void ForwardBatch(std::span<const BatchItem> items);
+
+  // A rank >= 1 runs the step rank 0 sent: items with this rank's mirrored caches and adapters
+  // already cut to this rank; logits are not written (rank 0 gathers them), `hidden` is.
+  void ForwardFollowerStep(std::span<const BatchItem> items);
 
  protected:
   Transformer(formats::ModelFolder folder, ModelWeights weights, const LoadOptions& options,
@@ -102,15 +119,24 @@ class Transformer {
   std::optional<LoraRows> LoraRowsFor(int64_t layer, int64_t expert = -1);
 
  private:
+  void RunBatch(std::span<const BatchItem> items, bool root);
   void Attention(int64_t layer, std::span<const BatchItem> items, int64_t total_rows);
+  void AllReduce(float* data, int64_t count) {
+    if (group_ != nullptr) group_->AllReduceSum(std::span<float>(data, static_cast<size_t>(count)));
+  }
+  void OutputProjection(std::span<const BatchItem> items, int64_t output_rows, bool root);
 
   formats::ModelFolder folder_;
+  ShardPlan plan_;
+  formats::ModelParams shard_params_;
+  ShardGroup* group_ = nullptr;
   ModelWeights weights_;
   int64_t context_;
   std::unique_ptr<ops::ComputeContext> ctx_;
   std::vector<float> rope_cos_sin_;  // [context, head_dim/2, 2] float32, as torch.polar
   Activations scratch_;
   std::vector<float> batch_logits_;  // [output rows, vocab] of a multi-item call, grown on demand
+  std::vector<float> local_logits_;  // tensor parallel: [output rows, this rank's vocabulary]
 };
 
 // Loads the model folder `dir` after checking that weights + KV cache fit in memory.

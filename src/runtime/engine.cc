@@ -27,7 +27,7 @@ struct Engine::Sequence {
       : stream(std::move(stream_in)),
         request(std::move(request_in)),
         index(choice),
-        cache(pool, model.params(), model.context_length()),
+        cache(pool, model.shard_params(), model.context_length()),
         logits(static_cast<size_t>(model.params().vocab_size)),
         sampler(request->sampling, model.params().vocab_size, request->prompt, seed,
                 static_cast<uint64_t>(choice), model.compute().kernels(),
@@ -92,7 +92,8 @@ Engine::Engine(model::Transformer& model, const tokenizer::Tokenizer* tokenizer,
     throw InvalidArgument("engine: the KV block size must be 1..4096 tokens");
   }
   // The pool is sized and checked against memory at start, instead of failing mid-request.
-  const formats::ModelParams& p = model_.params();
+  // Tensor parallel: this rank's KV heads, so the pool per rank shrinks by the group size.
+  const formats::ModelParams& p = model_.shard_params();
   const int64_t block = options_.block_size;
   const uint64_t per_block = model::KvBlockPool::BytesPerBlock(p, options_.kv_dtype, block);
   const int64_t context_blocks = CeilDiv(model_.context_length(), block);
@@ -229,7 +230,7 @@ void Engine::RunEmbedJob(EmbedJob& job) {
   std::vector<std::vector<float>> vectors;
   std::vector<float> hidden;
   for (const std::vector<int32_t>& input : job.inputs) {
-    model::PagedKvCache cache(*pool_, p, model_.context_length());
+    model::PagedKvCache cache(*pool_, model_.shard_params(), model_.context_length());
     const int64_t count = static_cast<int64_t>(input.size());
     if (cache.BlocksNeeded(count) > pool_->available_blocks()) {
       throw ResourceExhausted("the KV cache is busy with running requests; retry the embedding later");

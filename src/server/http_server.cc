@@ -1,4 +1,5 @@
 // Routes, auth, limits and error mapping of the HTTP server (on bora's own HTTP/1.1 layer).
+#include "dist/world.h"
 #include "server/http_server.h"
 
 #include <cctype>
@@ -321,7 +322,8 @@ void HttpServer::RegisterRoutes() {
           const runtime::EngineCounters c = model->engine().counters();
           models.push_back({{"id", model->id()}, {"running", c.running}, {"queued", c.queued}});
         }
-        WriteJson(res, 200, {{"status", "ok"}, {"models", models}});
+        // "ranks": the tensor-parallel group's size (1 without mpirun).
+        WriteJson(res, 200, {{"status", "ok"}, {"ranks", dist::World::Get().size()}, {"models", models}});
       }));
   http.Add("GET", "/metrics", route("/metrics", [this](const HttpRequest&, HttpResponse& res) {
              std::vector<ServedModel*> engines;  // adapters share their base model's engine

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/error.h"
+#include "dist/sharded_model.h"
 #include "tokenizer/instruct_encoder.h"
 
 namespace bora::server {
@@ -18,6 +19,10 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
   std::unique_ptr<ServedModel> served(new ServedModel());
   served->id_ = id;
   served->dir_ = dir;
+  // First, on every rank alike: under mpirun the ranks load their parts together.
+  dist::ShardedModel sharded = dist::LoadShardedModel(dir, load);
+  served->model_ = std::move(sharded.model);
+  served->group_ = std::move(sharded.group);
   const std::string tokenizer_file = tokenizer::FindTokenizerFile(dir);
   if (tokenizer_file.empty()) {
     throw InvalidArgument(
@@ -27,7 +32,6 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
   }
   served->tokenizer_ = tokenizer::LoadTokenizer(tokenizer_file);
   served->version_ = served->tokenizer_.version.version;
-  served->model_ = model::LoadModel(dir, load);
   if (served->tokenizer_.tokenizer->vocab_size() != served->model_->params().vocab_size) {
     throw FormatError(dir + ": the tokenizer has " +
                       std::to_string(served->tokenizer_.tokenizer->vocab_size()) +

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "dist/tensor_parallel.h"
 #include "model/lora_adapter.h"
 #include "model/transformer.h"
 #include "runtime/engine.h"
@@ -74,6 +75,7 @@ class ServedModel {
   std::shared_ptr<const model::LoraAdapter> adapter_;
   tokenizer::InstructVersion version_ = tokenizer::InstructVersion::kV1;
   std::unique_ptr<model::Transformer> model_;
+  std::unique_ptr<dist::TensorParallelGroup> group_;  // under mpirun: rank 0's side of the group
   tokenizer::LoadedTokenizer tokenizer_;
   int64_t max_token_bytes_ = 1;
   std::unique_ptr<runtime::Engine> engine_;

@@ -1,0 +1,36 @@
+// The ranks mpirun started this process among: MPI is initialised once per process (it can only
+// be), so World is the one process-wide object of this layer. A binary started without mpirun, or
+// built without MPI, is a one-rank world.
+#pragma once
+
+#include <memory>
+
+#include "dist/communicator.h"
+
+namespace bora::dist {
+
+class World {
+ public:
+  // Initialises MPI when the environment says mpirun started this process; throws
+  // InvalidArgument when it did but bora was built without MPI. Call once, early in main.
+  static void Init(int* argc, char*** argv);
+  // The world (one rank before Init).
+  static World& Get();
+  // MPI_Finalize; idempotent. Called at exit by main.
+  static void Finish();
+
+  Communicator& comm() { return *comm_; }
+  int rank() const { return comm_->rank(); }
+  int size() const { return comm_->size(); }
+  bool mpi() const { return mpi_; }
+  // Whether this build can run under mpirun (BORA_WITH_MPI).
+  static bool compiled_with_mpi();
+
+ private:
+  World();
+  std::unique_ptr<Communicator> comm_;
+  bool mpi_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace bora::dist
