@@ -23,12 +23,17 @@ struct MakeModelFlags {
   std::string tokenizer;
   uint64_t seed = 0;
   int64_t sliding_window = 0;
+  int64_t kv_heads = 0;
   std::string out_dir;
   int threads = 0;
 };
 
 int RunMakeModel(const MakeModelFlags& flags) {
   formats::ModelParams params = model::PresetParams(flags.preset);
+  if (flags.kv_heads > 0) {  // same query heads per KV head as the preset (e.g. 6 for -np 3 tests)
+    params.n_heads = flags.kv_heads * (params.n_heads / params.n_kv_heads);
+    params.n_kv_heads = flags.kv_heads;
+  }
   if (!flags.moe.empty()) {
     long long experts = 0, active = 0;
     char comma = 0;
@@ -87,6 +92,9 @@ Command RegisterMakeModel(CLI::App& app) {
       ->excludes(vocab);
   sub->add_option("--sliding-window", flags->sliding_window, "Sliding attention window W for every layer (0: none)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  sub->add_option("--kv-heads", flags->kv_heads,
+                  "KV heads K (query heads scale along: the preset's heads per KV head times K)")
+      ->check(CLI::Range(int64_t{1}, int64_t{64}));
   sub->add_option("--seed", flags->seed, "Random seed")->capture_default_str();
   sub->add_option("--out", flags->out_dir, "Output folder")->required();
   sub->add_option("-t,--threads", flags->threads, "Threads (default: all CPUs available)")->check(CLI::Range(0, 1024));

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "base/error.h"
 #include "base/memory_info.h"
 #include "model/architectures.h"
 #include "model/memory_plan.h"
@@ -37,6 +38,18 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
     MakeWeightsResident(weights, *ctx);
   } else {
     ConvertModelWeights(weights, target, *ctx);
+  }
+  if (!shard.layout.whole() && IsPackedDType(target)) {
+    // A q8/q4 block spans 32 input columns: a rank's columns of wo / w2 must be whole blocks, or
+    // that rank would compute in another precision than one process does.
+    const formats::ModelParams& p = folder.params;
+    const bool wo_split = (p.n_heads * p.head_dim) % 32 == 0 && shard.q_rows.size() % 32 != 0;
+    const bool w2_split = p.hidden_dim % 32 == 0 && shard.hidden.size() % 32 != 0;
+    if (wo_split || w2_split) {
+      throw InvalidArgument(std::to_string(shard.layout.ranks) + " ranks would split " + (wo_split ? "wo" : "w2") +
+                            " inside a 32-column " + WeightDTypeName(target) +
+                            " block; use fewer ranks or --dtype bf16 / f32");
+    }
   }
   LoadOptions effective = options;
   effective.context = plan.context;
