@@ -28,6 +28,11 @@ shared_dir="${BORA_SHARED:-$(cd .. && pwd)/shared}"
 if [ -d "$shared_dir/tokenizers" ]; then
   stage "sdk conformance (@mistralai/mistralai, openai)"
   timed tests/e2e/sdk/run_conformance.sh build/release/apps/bora "$shared_dir"
+  stage "mpi: tensor-parallel groups (mpirun, one thread per rank) and the SDK suite against 2 ranks"
+  timed ctest --preset release -L mpi --no-tests=error
+  timed env OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    BORA_LAUNCHER="mpirun --allow-run-as-root --oversubscribe -np 2" BORA_SERVE_ARGS="-t 1" \
+    tests/e2e/sdk/run_conformance.sh build/release/apps/bora "$shared_dir"
   stage "fine-tuning API: files, jobs, kill -9 and resume (mistralai 1.15.1, openai)"
   timed tests/e2e/sdk/run_finetune.sh build/release/apps/bora "$shared_dir"
   stage "web chat page (headless chromium)"

@@ -13,6 +13,7 @@
 # Environment (all optional):
 #   CONFORMANCE_ARGS   extra arguments for conformance.mjs, e.g. "--verbose --only tools"
 #   BORA_SERVE_ARGS    extra arguments for `bora serve`, e.g. "-t 2"
+#   BORA_LAUNCHER      a command in front of `bora serve`, e.g. "mpirun -np 2 --oversubscribe"
 #   START_TIMEOUT      seconds to wait for the server's "listening on" line (default 60)
 #   KEEP_WORK=1        keep the temporary folder (models and server logs)
 
@@ -30,6 +31,7 @@ START_TIMEOUT=${START_TIMEOUT:-60}
 API_KEY=test-key
 read -r -a EXTRA_CONFORMANCE <<<"${CONFORMANCE_ARGS:-}"
 read -r -a EXTRA_SERVE <<<"${BORA_SERVE_ARGS:-}"
+read -r -a LAUNCHER <<<"${BORA_LAUNCHER:-}"
 
 [[ -x $BORA ]] || { echo "error: $BORA is not an executable" >&2; exit 2; }
 command -v node >/dev/null || { echo "error: node is not installed (Node.js 20 or newer)" >&2; exit 2; }
@@ -108,7 +110,7 @@ for run in "${RUNS[@]}"; do
   fi
 
   log=$WORK/$name.serve.log
-  "$BORA" serve --model "tiny=$model_dir" --host 127.0.0.1 --port 0 --api-key "$API_KEY" --ctx 2048 --state-dir none \
+  "${LAUNCHER[@]}" "$BORA" serve --model "tiny=$model_dir" --host 127.0.0.1 --port 0 --api-key "$API_KEY" --ctx 2048 --state-dir none \
     "${EXTRA_SERVE[@]}" >"$log" 2>&1 &
   SERVER_PID=$!
 

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Real mpirun groups on one machine (ctest label mpi): the same ids as one rank, printed once;
+# refusals (KV heads, another model); a served group's /health, idle CPU, a killed rank and
+# SIGTERM. One thread per rank, --oversubscribe, shared memory or TCP on loopback.
+#   tests/dist/mpi_test.sh BORA_BINARY SHARED_DIR CASE
+set -uo pipefail
+BORA=$1
+SHARED=$2
+CASE=$3
+if [ "$SHARED" = auto ]; then  # as the C++ tests find it: BORA_SHARED, else shared/ beside the checkout
+  SHARED=${BORA_SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+fi
+if [ ! -d "$SHARED/reference-models" ]; then
+  [ "${CI:-}" = true ] && { echo "FAIL: shared data folder not found at $SHARED (CI=true)"; exit 1; }
+  echo "SKIP: no shared data folder at $SHARED (set BORA_SHARED)"; exit 77
+fi
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+same_ids() {  # MODEL RANKS [mpirun args...]: N ranks print one rank's ids, once
+  local model=$1 ranks=$2; shift 2
+  local args=(generate --model "$model" --tokens 1,100,200,250 --max-tokens 64 --temperature 0 -t 1)
+  "$BORA" "${args[@]}" >"$WORK/one.txt" 2>/dev/null || fail "one rank failed on $model"
+  timeout 120 "${MPIRUN[@]}" "$@" -np "$ranks" "$BORA" "${args[@]}" >"$WORK/group.txt" 2>"$WORK/group.err" ||
+    { cat "$WORK/group.err"; fail "$ranks ranks failed on $model"; }
+  [ "$(wc -l <"$WORK/group.txt")" -eq "$(wc -l <"$WORK/one.txt")" ] || fail "output not printed once: $(cat "$WORK/group.txt")"
+  cmp -s "$WORK/one.txt" "$WORK/group.txt" || fail "$ranks ranks on $model: $(cat "$WORK/group.txt") vs $(cat "$WORK/one.txt")"
+  echo "ok - $model on $ranks ranks: $(head -c 60 "$WORK/one.txt")..."
+}
+
+start_server() {  # RANKS: starts `mpirun -np RANKS bora serve`, sets PORT and SERVER
+  "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
+    --out "$WORK/model" -t 1 >/dev/null || fail "make-model"
+  "${MPIRUN[@]}" -np "$1" "$BORA" serve --model "tiny=$WORK/model" --host 127.0.0.1 --port 0 --state-dir none -t 1 \
+    >"$WORK/serve.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 600); do
+    PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/serve.log" | grep -o '[0-9]\+$')
+    [ -n "$PORT" ] && return 0
+    sleep 0.1
+  done
+  cat "$WORK/serve.log"
+  fail "the group did not start serving"
+}
+
+rank_pid() {  # RANK: the pid of that rank's bora process
+  for pid in $(pgrep -f "$BORA serve"); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then echo "$pid"; return; fi
+  done
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+case $CASE in
+  reference)
+    for model in tiny-dense/mistral tiny-moe/mistral tiny-ministral3/mistral; do
+      same_ids "$SHARED/reference-models/$model" 2
+    done ;;
+  tcp)  # four ranks over TCP on loopback (no shared memory)
+    same_ids "$SHARED/real-models/stories260K" 4 --mca btl tcp,self --mca btl_tcp_if_include lo ;;
+  three-ranks)
+    "$BORA" make-model --preset tiny --kv-heads 6 --vocab 1000 --out "$WORK/kv6" -t 1 >/dev/null || fail "make-model"
+    same_ids "$WORK/kv6" 3
+    same_ids "$WORK/kv6" 2 ;;
+  kv-heads)
+    start=$SECONDS
+    timeout 60 "${MPIRUN[@]}" -np 3 "$BORA" generate --model "$SHARED/reference-models/tiny-dense/mistral" --tokens 1,2 \
+      -t 1 >/dev/null 2>"$WORK/err"
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "3 ranks over 2 KV heads: exit $rc"
+    grep -q "KV heads" "$WORK/err" && grep -q "1, 2" "$WORK/err" || fail "no KV heads message: $(cat "$WORK/err")"
+    echo "ok - refused in $((SECONDS - start)) s: $(grep -m1 'KV heads' "$WORK/err")" ;;
+  other-model)  # rank 1 holds another model (MPMD launch): refused, naming the rank
+    "$BORA" make-model --preset tiny --vocab 512 --seed 1 --out "$WORK/a" -t 1 >/dev/null
+    "$BORA" make-model --preset tiny --vocab 512 --seed 1 --out "$WORK/b" -t 1 >/dev/null
+    echo '{"dim": 256}' >/dev/null
+    sed -i 's/"norm_eps": 1e-05/"norm_eps": 1e-06/' "$WORK/b/params.json"
+    grep -q '1e-06' "$WORK/b/params.json" || fail "could not edit params.json: $(cat "$WORK/b/params.json")"
+    timeout 60 "${MPIRUN[@]}" -np 1 "$BORA" generate --model "$WORK/a" --tokens 1,2 -t 1 : \
+      -np 1 "$BORA" generate --model "$WORK/b" --tokens 1,2 -t 1 >/dev/null 2>"$WORK/err"
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "another model on rank 1: exit $rc"
+    grep -q "rank 1 holds another model" "$WORK/err" || fail "no message naming rank 1: $(cat "$WORK/err")"
+    echo "ok - $(grep -m1 'another model' "$WORK/err")" ;;
+  serve)  # /health reports the group; idle ranks sleep; SIGTERM stops every rank
+    start_server 2
+    curl -sf "http://127.0.0.1:$PORT/health" | grep -q '"ranks":2' || fail "/health: $(curl -s "http://127.0.0.1:$PORT/health")"
+    curl -sf "http://127.0.0.1:$PORT/v1/completions" -H 'Content-Type: application/json' \
+      -d '{"model": "tiny", "prompt": "hello", "max_tokens": 8, "temperature": 0}' | grep -q '"choices"' || fail "completion"
+    worker=$(rank_pid 1)
+    [ -n "$worker" ] || fail "rank 1 not found"
+    before=$(cpu_ticks "$worker"); sleep 3; after=$(cpu_ticks "$worker")
+    hz=$(getconf CLK_TCK)
+    # < 5 % of a core over 3 s of idling
+    [ $((after - before)) -le $((hz * 3 / 20)) ] || fail "idle rank 1 used $((after - before)) ticks of $((hz * 3))"
+    echo "ok - idle rank 1: $((after - before)) ticks in 3 s ($hz per s)"
+    kill -TERM "$SERVER"
+    for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SERVER" 2>/dev/null && fail "mpirun still running 10 s after SIGTERM"
+    pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived SIGTERM"
+    echo "ok - SIGTERM stopped every rank" ;;
+  kill-rank)  # a rank killed mid-service ends the whole group quickly, non-zero
+    start_server 2
+    worker=$(rank_pid 1)
+    [ -n "$worker" ] || fail "rank 1 not found"
+    kill -9 "$worker"
+    start=$SECONDS
+    wait "$SERVER"
+    rc=$?
+    [ $rc -ne 0 ] || fail "the group exited 0 after losing rank 1"
+    [ $((SECONDS - start)) -lt 10 ] || fail "the group took $((SECONDS - start)) s to stop"
+    grep -qi "rank 1\|process rank 1\|exited on signal" "$WORK/serve.log" || fail "no message naming the rank: $(tail -5 "$WORK/serve.log")"
+    pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived the group"
+    echo "ok - group stopped in $((SECONDS - start)) s, exit $rc: $(grep -m1 -i 'rank 1' "$WORK/serve.log")" ;;
+  *) fail "unknown case $CASE" ;;
+esac
