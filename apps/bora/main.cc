@@ -49,7 +49,8 @@ void CheckRunsUnderMpirun(const CLI::App& app) {
   throw bora::dist::GroupError("only generate, chat, serve, bench and tune run as a group of ranks; run this command without mpirun");
 }
 
-int Run(int argc, char** argv);
+// Sets *group_error when the failure is one every rank shares (the ranks can end in step).
+int Run(int argc, char** argv, bool* group_error);
 
 }  // namespace
 
@@ -62,15 +63,19 @@ int main(int argc, char** argv) {
   }
   // Ranks >= 1 compute; only rank 0 writes results.
   if (bora::dist::World::Get().rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;
-  const int status = Run(argc, argv);
+  bool group_error = false;
+  const int status = Run(argc, argv, &group_error);
   std::fflush(stdout);
+  std::fflush(stderr);
+  // A rank failing alone would leave the others waiting in a collective: end the whole group.
+  if (status != 0 && !group_error) bora::dist::World::AbortGroup(status);
   bora::dist::World::Finish();
   return status;
 }
 
 namespace {
 
-int Run(int argc, char** argv) {
+int Run(int argc, char** argv, bool* group_error) {
   const int rank = bora::dist::World::Get().rank();
   CLI::App app{"bora: run, serve and fine-tune Mistral-family models on your own CPU.", "bora"};
   app.require_subcommand(1);
@@ -97,6 +102,7 @@ int Run(int argc, char** argv) {
     }
   } catch (const bora::Error& e) {
     // Rank 0 reports the errors all ranks share; another rank's own error names the rank.
+    *group_error = dynamic_cast<const bora::dist::GroupError*>(&e) != nullptr;
     if (rank == 0) {
       std::fprintf(stderr, "bora: error: %s\n", e.what());
     } else if (dynamic_cast<const bora::dist::GroupError*>(&e) == nullptr) {

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "dist/world.h"
 #include "model/weights.h"
 #include "train/tuner.h"
 
@@ -115,7 +116,9 @@ int RunTuneCommand(TuneFlags& flags) {
   o.data.eval = flags.eval;
   o.data.eval_split = flags.eval_split;
   o.data.validation.skip_invalid = flags.skip_invalid;
-  ProgressPrinter printer(flags.quiet);
+  // Under mpirun: data parallel over the world's ranks (rank 0 prints, logs and checkpoints).
+  if (dist::World::Get().size() > 1) o.comm = &dist::World::Get().comm();
+  ProgressPrinter printer(flags.quiet || dist::World::Get().rank() != 0);
   const train::TuneResult result = train::RunTune(o, printer);
   std::fprintf(stderr, "\n");
   std::printf("trained %lld steps in %.1f s (%.0f tokens/s)",

@@ -142,4 +142,9 @@ std::unique_ptr<Communicator> InitMpi(int* argc, char*** argv) {
 
 void FinalizeMpi() { MPI_Finalize(); }
 
+void AbortMpi(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
 }  // namespace bora::dist

@@ -73,6 +73,16 @@ void World::Init(int* argc, char*** argv) {
 #endif
 }
 
+void World::AbortGroup(int code) {
+  World& world = Get();
+  if (!world.mpi_ || world.finished_ || world.size() == 1) return;
+#ifdef BORA_WITH_MPI
+  AbortMpi(code);
+#else
+  (void)code;
+#endif
+}
+
 void World::Finish() {
   World& world = Get();
   if (!world.mpi_ || world.finished_) return;

@@ -18,6 +18,9 @@ class World {
   static World& Get();
   // MPI_Finalize; idempotent. Called at exit by main.
   static void Finish();
+  // Ends every rank of the world with `code` (MPI_Abort) when this rank fails alone; a no-op
+  // without MPI.
+  static void AbortGroup(int code);
 
   Communicator& comm() { return *comm_; }
   int rank() const { return comm_->rank(); }

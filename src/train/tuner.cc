@@ -9,7 +9,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <optional>
+#include <span>
 #include <sstream>
 #include <vector>
 
@@ -97,7 +100,9 @@ tokenizer::OrderedJson Settings(const TuneOptions& o, const std::string& model_d
   s["weight_decay"] = o.adamw.weight_decay;
   s["max_grad_norm"] = o.max_grad_norm;
   s["batch"] = o.batch;
-  s["grad_accum"] = o.grad_accum;
+  // Micro-batches per step over the whole group: N ranks x G equal one rank with N*G, so a run
+  // resumes with another rank count when the product stays.
+  s["grad_accum"] = o.grad_accum * (o.comm != nullptr ? o.comm->size() : 1);
   s["base_dtype"] = o.base_dtype ? std::string(DTypeName(*o.base_dtype)) : std::string("stored");
   return s;
 }
@@ -156,6 +161,65 @@ class MetricsFile {
   std::ofstream out_;
 };
 
+// Every float of an adapter's matrices, in ForEachMatrix order (the all-reduce and resume payload).
+void AppendFloats(const model::LoraAdapter& adapter, std::vector<float>& out) {
+  adapter.ForEachMatrix([&](const model::LoraMatrix& m, const std::string&) {
+    out.insert(out.end(), m.a.begin(), m.a.end());
+    out.insert(out.end(), m.b.begin(), m.b.end());
+  });
+}
+
+size_t ReadFloats(model::LoraAdapter& adapter, const float* in) {
+  size_t at = 0;
+  adapter.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
+    std::copy_n(in + at, m.a.size(), m.a.begin());
+    at += m.a.size();
+    std::copy_n(in + at, m.b.size(), m.b.begin());
+    at += m.b.size();
+  });
+  return at;
+}
+
+// Rank 0's training state (after a resume) to the other ranks: step, data position, parameters
+// and AdamW moments, so only rank 0 needs the checkpoint.
+void ShareState(dist::Communicator& comm, TrainingState& state, std::string& resumed_from) {
+  std::vector<uint8_t> bytes;
+  if (comm.rank() == 0) {
+    const std::string data = state.data.dump();
+    std::vector<float> floats;
+    AppendFloats(state.params, floats);
+    AppendFloats(state.optimizer.m, floats);
+    AppendFloats(state.optimizer.v, floats);
+    const int64_t header[4] = {state.step, state.optimizer.step, static_cast<int64_t>(data.size()),
+                               static_cast<int64_t>(resumed_from.size())};
+    bytes.resize(sizeof(header) + data.size() + resumed_from.size() + floats.size() * sizeof(float));
+    uint8_t* at = bytes.data();
+    std::memcpy(at, header, sizeof(header));
+    at += sizeof(header);
+    std::memcpy(at, data.data(), data.size());
+    at += data.size();
+    std::memcpy(at, resumed_from.data(), resumed_from.size());
+    at += resumed_from.size();
+    std::memcpy(at, floats.data(), floats.size() * sizeof(float));
+  }
+  comm.Broadcast(bytes, false);
+  if (comm.rank() == 0) return;
+  int64_t header[4];
+  std::memcpy(header, bytes.data(), sizeof(header));
+  const uint8_t* at = bytes.data() + sizeof(header);
+  state.step = header[0];
+  state.optimizer.step = header[1];
+  state.data = tokenizer::OrderedJson::parse(std::string(reinterpret_cast<const char*>(at), header[2]));
+  at += header[2];
+  resumed_from.assign(reinterpret_cast<const char*>(at), header[3]);
+  at += header[3];
+  std::vector<float> floats((bytes.size() - (at - bytes.data())) / sizeof(float));
+  std::memcpy(floats.data(), at, floats.size() * sizeof(float));
+  size_t used = ReadFloats(state.params, floats.data());
+  used += ReadFloats(state.optimizer.m, floats.data() + used);
+  ReadFloats(state.optimizer.v, floats.data() + used);
+}
+
 }  // namespace
 
 std::string CheckpointDir(const std::string& out_dir, int64_t step) {
@@ -175,6 +239,11 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   if (!(o.dropout >= 0 && o.dropout < 1)) throw InvalidArgument("--dropout must be in [0, 1)");
   if (!std::isfinite(o.scaling)) throw InvalidArgument("--scaling must be a number");
   if (o.data.seq_len < 2) throw InvalidArgument("--seq-len must be at least 2");
+  const int ranks = o.comm != nullptr ? o.comm->size() : 1;
+  const int rank = o.comm != nullptr ? o.comm->rank() : 0;
+  const bool root = rank == 0;
+  TuneObserver silent;
+  TuneObserver& report_to = root ? observer : silent;  // rank 0 reports for the group
 
   const std::string tokenizer_path = tokenizer::FindTokenizerFile(o.model_dir);
   if (tokenizer_path.empty()) {
@@ -207,6 +276,14 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
                             " are available: lower --seq-len or --batch");
   }
 
+  if (ranks > 1) {
+    // Every rank reads its own copies: they must hold the same model and data.
+    const std::string identity = std::to_string(p.dim) + "/" + std::to_string(p.n_layers) + "/" +
+                                 std::to_string(p.vocab_size) + "/" + std::to_string(data.train_report.valid) + "/" +
+                                 std::to_string(data.eval.size());
+    dist::AgreeToStart(*o.comm, true, "", identity);
+  }
+
   TrainingState state;
   state.params = model::NewLoraAdapter(p, o.rank, o.scaling);
   state.params.dropout = o.dropout;
@@ -215,10 +292,10 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   state.optimizer = NewAdamWState(state.params);
   state.settings = Settings(o, o.model_dir);
 
-  MakeDirs(o.out_dir);
+  if (root) MakeDirs(o.out_dir);
   const std::string metrics_path = o.out_dir + "/metrics.jsonl";
   TuneStart start;
-  if (o.resume) {
+  if (o.resume && root) {
     int64_t step = 0;
     const std::string checkpoint = LatestCheckpoint(o.out_dir, &step);
     if (!checkpoint.empty()) {
@@ -228,8 +305,17 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
       TruncateMetrics(metrics_path, state.step);
     }
   }
-  MetricsFile metrics(metrics_path, !start.resumed_from.empty());
+  if (ranks > 1) {
+    ShareState(*o.comm, state, start.resumed_from);
+    if (!root && !start.resumed_from.empty()) data.train.RestoreState(state.data);
+  }
+  std::optional<MetricsFile> metrics_file;
+  if (root) metrics_file.emplace(metrics_path, !start.resumed_from.empty());
+  auto write_metrics = [&](const tokenizer::OrderedJson& line) {
+    if (metrics_file) metrics_file->Write(line);
+  };
   model::LoraAdapter grads = state.params;
+  std::vector<float> reduce, reduce_scratch;
   ZeroLoraAdapter(grads);
 
   start.first_step = state.step + 1;
@@ -239,36 +325,48 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   state.params.ForEachMatrix([&](model::LoraMatrix& m, const std::string&) {
     start.trainable_parameters += static_cast<int64_t>(m.a.size() + m.b.size());
   });
-  start.tokens_per_step = rows * o.grad_accum;
+  // Micro-batches per optimizer step over the whole group; rank r runs those with index % N == r.
+  const int64_t micro_batches = o.grad_accum * ranks;
+  start.tokens_per_step = rows * micro_batches;
   start.base_dtype = model::WeightDTypeName(model->base_dtype());
   start.compute = model->bf16_compute() ? "bf16 (mixed precision)" : "f32";
   start.train_report = data.train_report;
-  observer.OnStart(start);
+  report_to.OnStart(start);
 
   TuneResult result;
   auto evaluate = [&](int64_t step) {
     if (data.eval.empty()) return;
     double loss = 0;
     int64_t targets = 0, correct = 0;
-    for (size_t first = 0; first < data.eval.size(); first += static_cast<size_t>(o.batch)) {
+    size_t index = 0;
+    for (size_t first = 0; first < data.eval.size(); first += static_cast<size_t>(o.batch), ++index) {
+      if (static_cast<int>(index % ranks) != rank) continue;  // the ranks share the batches
       const TrainingBatch batch = MakeBatch(data.eval, first, static_cast<size_t>(o.batch));
       const CrossEntropyResult r = model->Run(state.params, batch, nullptr, 1.0, 0);
       loss += r.loss_sum;
       targets += r.count;
       correct += r.correct;
     }
+    if (ranks > 1) {
+      double sums[3] = {loss, static_cast<double>(targets), static_cast<double>(correct)};
+      o.comm->AllReduceSum(std::span<double>(sums, 3));
+      loss = sums[0];
+      targets = static_cast<int64_t>(sums[1]);
+      correct = static_cast<int64_t>(sums[2]);
+    }
     const double denominator = static_cast<double>(std::max<int64_t>(targets, 1));
     const EvalReport report{step, loss / denominator, targets,
                             static_cast<double>(correct) / denominator};
     if (!result.first_eval_loss) result.first_eval_loss = report.loss;
     result.last_eval_loss = report.loss;
-    metrics.Write({{"step", step},
+    write_metrics({{"step", step},
                    {"eval_loss", report.loss},
                    {"eval_accuracy", report.accuracy},
                    {"eval_targets", targets}});
-    observer.OnEval(report);
+    report_to.OnEval(report);
   };
   auto checkpoint = [&](int64_t step) {
+    if (!root) return;
     const std::string dir = CheckpointDir(o.out_dir, step);
     MakeDirs(dir);
     model::SaveLoraAdapter(state.params, p, dir + "/consolidated", tokenizer_path);
@@ -276,7 +374,7 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
     state.data = data.train.SaveState();
     SaveTrainingState(state, dir + "/training_state");
     result.last_checkpoint = dir;
-    observer.OnCheckpoint(step, dir);
+    report_to.OnCheckpoint(step, dir);
   };
   const int64_t eval_every = o.eval_every > 0 ? o.eval_every : o.ckpt_every;
 
@@ -292,18 +390,28 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
     const double lr = OneCycleLearningRate(o.lr, step - 1, o.steps, o.warmup);
     ZeroLoraAdapter(grads);
     double loss = 0;
-    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+    for (int64_t micro = 0; micro < micro_batches; ++micro) {
+      // Every rank draws every micro-batch (the data streams stay in step); runs its own.
       std::vector<PackedSequence> sequences;
       for (int64_t b = 0; b < o.batch; ++b) sequences.push_back(data.train.Next());
+      if (static_cast<int>(micro % ranks) != rank) continue;
       const TrainingBatch batch = MakeBatch(sequences, 0, sequences.size());
       const int64_t targets = MaskCount(batch);
       // Loss = sum(CE * mask) / sum(mask) per micro-batch; gradients averaged over micro-batches.
       const double scale =
-          1.0 / (static_cast<double>(std::max<int64_t>(targets, 1)) * o.grad_accum);
+          1.0 / (static_cast<double>(std::max<int64_t>(targets, 1)) * micro_batches);
       const uint64_t step_key = (o.seed * 0x9e3779b97f4a7c15ull) ^
                                 (static_cast<uint64_t>(step) << 20) ^ static_cast<uint64_t>(micro);
       const CrossEntropyResult r = model->Run(state.params, batch, &grads, scale, step_key);
-      loss += r.loss_sum / static_cast<double>(std::max<int64_t>(r.count, 1)) / o.grad_accum;
+      loss += r.loss_sum / static_cast<double>(std::max<int64_t>(r.count, 1)) / micro_batches;
+    }
+    if (ranks > 1) {  // one all-reduce: every gradient and the loss, summed in rank order
+      reduce.clear();
+      AppendFloats(grads, reduce);
+      reduce.push_back(static_cast<float>(loss));
+      o.comm->AllReduceSum(std::span<float>(reduce), reduce_scratch);
+      ReadFloats(grads, reduce.data());
+      loss = reduce.back();
     }
     // Rule J7: a step whose loss or gradient is not finite changes nothing (a single bad batch
     // must not poison the adapter); three such steps in a row end the run.
@@ -334,12 +442,12 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
     result.steps_done = step;
     result.last_loss = loss;
     result.tokens += start.tokens_per_step;
-    metrics.Write({{"step", step},
+    write_metrics({{"step", step},
                    {"loss", loss},
                    {"lr", lr},
                    {"grad_norm", norm},
                    {"tokens_per_s", report.tokens_per_s}});
-    observer.OnStep(report);
+    report_to.OnStep(report);
     const bool last = step == o.steps;
     if (last || (eval_every > 0 && step % eval_every == 0)) evaluate(step);
     if (last || (o.ckpt_every > 0 && step % o.ckpt_every == 0)) checkpoint(step);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/dtype.h"
+#include "dist/communicator.h"
 #include "train/data/training_data.h"
 #include "train/optimizer.h"
 
@@ -37,6 +38,11 @@ struct TuneOptions {
   // bf16 activations in the frozen weights' products (bf16/q8/q4 bases on CPUs with
   // AVX512-BF16), as PyTorch's bf16 training; false: f32 throughout.
   bool mixed_precision = true;
+  // Data parallel (mpirun): the ranks split each step's micro-batches (rank r takes every N-th,
+  // so N ranks with --grad-accum G equal one rank with --grad-accum N*G) and sum gradients, loss
+  // and evaluation in one all-reduce; rank 0 alone writes metrics and checkpoints and sends a
+  // resumed state to the others. Null or one rank: a single process.
+  dist::Communicator* comm = nullptr;
 };
 
 struct TuneStart {

@@ -115,5 +115,37 @@ case $CASE in
     grep -qi "rank 1\|process rank 1\|exited on signal" "$WORK/serve.log" || fail "no message naming the rank: $(tail -5 "$WORK/serve.log")"
     pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived the group"
     echo "ok - group stopped in $((SECONDS - start)) s, exit $rc: $(grep -m1 -i 'rank 1' "$WORK/serve.log")" ;;
+  tune)  # data parallel: 2 ranks x --grad-accum 1 == 1 rank x --grad-accum 2; resume across N
+    "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
+      --out "$WORK/model" -t 1 >/dev/null || fail "make-model"
+    "$BORA" make-dataset --out "$WORK/train.jsonl" --count 200 >/dev/null
+    "$BORA" make-dataset --out "$WORK/other.jsonl" --count 200 --seed 9 >/dev/null
+    "$BORA" make-dataset --out "$WORK/eval.jsonl" --count 20 --seed 5 >/dev/null
+    common=(tune --model "$WORK/model" --eval "$WORK/eval.jsonl" --steps 6 --seq-len 64 --rank 4 -t 1 --ckpt-every 3 --quiet)
+    "$BORA" "${common[@]}" --data "$WORK/train.jsonl" --grad-accum 2 --out "$WORK/one" >/dev/null 2>&1 || fail "one rank"
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BORA" "${common[@]}" --data "$WORK/train.jsonl" --grad-accum 1 --out "$WORK/two" \
+      >/dev/null 2>"$WORK/err" || { cat "$WORK/err"; fail "two ranks"; }
+    cp -r "$WORK/one" "$WORK/resumed" && rm -rf "$WORK/resumed/checkpoints/checkpoint_000006"
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BORA" "${common[@]}" --data "$WORK/train.jsonl" --grad-accum 1 --out "$WORK/resumed" \
+      --resume >/dev/null 2>"$WORK/err" || { cat "$WORK/err"; fail "resume on two ranks"; }
+    # rank 1 reading other data (same size) must change the losses
+    timeout 120 "${MPIRUN[@]}" -np 1 "$BORA" "${common[@]}" --data "$WORK/train.jsonl" --grad-accum 1 --out "$WORK/mixed" : \
+      -np 1 "$BORA" "${common[@]}" --data "$WORK/other.jsonl" --grad-accum 1 --out "$WORK/mixed" >/dev/null 2>&1 ||
+      fail "mixed data run"
+    python3 - "$WORK" <<'PY' || fail "losses differ"
+import json, sys
+work = sys.argv[1]
+def losses(name):
+    return [(m["step"], m.get("loss"), m.get("eval_loss")) for m in map(json.loads, open(f"{work}/{name}/metrics.jsonl"))]
+one, two, resumed, mixed = losses("one"), losses("two"), losses("resumed"), losses("mixed")
+def close(a, b):
+    return len(a) == len(b) and all(x[0] == y[0] and all((u is None and v is None) or abs(u - v) <= 1e-4
+               for u, v in zip(x[1:], y[1:])) for x, y in zip(a, b))
+assert close(one, two), (one, two)
+assert close(one, resumed), (one, resumed)
+assert not close(one, mixed), "a rank reading other data did not change the losses"
+print("ok - 2 ranks == --grad-accum 2 over", len(one), "metrics lines; resume across N; rank 1's data counts")
+PY
+    ;;
   *) fail "unknown case $CASE" ;;
 esac
