@@ -21,6 +21,7 @@
 #include "dist/sharded_model.h"
 #include "formats/gguf.h"
 #include "kernels/activation.h"
+#include "bench_allreduce.h"
 #include "kv_flags.h"
 #include "model/transformer.h"
 #include "ops/machine_probe.h"
@@ -43,6 +44,7 @@ struct BenchFlags {
   bool peak = false;
   bool json = false;
   bool mmap = false;
+  bool allreduce = false;       // --allreduce: time the group's all-reduce instead
   std::vector<int> concurrent;  // --concurrent 1,4,8: engine throughput instead of pp/tg
   KvFlags kv;                   // KV cache of the --concurrent engine
   int64_t shared_prefix = 0;
@@ -86,6 +88,12 @@ int RunBench(const BenchFlags& flags) {
   auto load_start = std::chrono::steady_clock::now();
   // Under mpirun: this rank's part of the model; ranks >= 1 replay rank 0's steps until it is done.
   dist::ShardedModel sharded = dist::LoadShardedModel(dir, options);
+  if (flags.allreduce) {  // collective on every rank, before the followers start following
+    if (!sharded.group) throw InvalidArgument("--allreduce times a group of ranks: run it under mpirun -np N");
+    RunAllReduceBench(sharded.group->comm(), sharded.model->params(), flags.prompt_tokens, flags.repetitions,
+                      flags.json);
+    return 0;
+  }
   if (sharded.follower()) {
     sharded.group->FollowSteps();
     return 0;
@@ -162,18 +170,30 @@ int RunBench(const BenchFlags& flags) {
   model::ContiguousKvCache cache = model->NewCache();
   std::vector<float> logits(static_cast<size_t>(vocab));
   std::vector<double> prefill_rates, decode_rates;
+  // Tensor parallel: rank 0's collectives during the timed decode steps (waits for the other
+  // ranks included), to split each token into compute and communication.
+  dist::CommStats decode_comm;
+  double decode_seconds = 0;
   // One untimed warm-up pass faults in the weights and grows the scratch buffers.
   for (int rep = -1; rep < flags.repetitions; ++rep) {
     cache.Reset();
     auto start = std::chrono::steady_clock::now();
     model->Forward(prompt, cache, logits, false);
     auto prefilled = std::chrono::steady_clock::now();
+    if (sharded.group) sharded.group->comm().ResetStats();
     for (int64_t i = 0; i < flags.generate_tokens; ++i) {
       int32_t next = static_cast<int32_t>(kernels::ArgMax(logits.data(), vocab));
       model->Forward(std::span<const int32_t>(&next, 1), cache, logits, false);
     }
     auto done = std::chrono::steady_clock::now();
     if (rep < 0) continue;
+    if (sharded.group) {
+      const dist::CommStats& stats = sharded.group->comm().stats();
+      decode_comm.messages += stats.messages;
+      decode_comm.bytes += stats.bytes;
+      decode_comm.seconds += stats.seconds;
+      decode_seconds += std::chrono::duration<double>(done - prefilled).count();
+    }
     prefill_rates.push_back(flags.prompt_tokens /
                             std::chrono::duration<double>(prefilled - start).count());
     decode_rates.push_back(flags.generate_tokens /
@@ -238,6 +258,13 @@ int RunBench(const BenchFlags& flags) {
                                      {"pp_gops", pp_ops / 1e9},
                                      {"load_seconds", load_seconds},
                                      {"peak_rss_bytes", peak_rss}};
+    if (sharded.group) {
+      const double tokens = static_cast<double>(flags.generate_tokens) * flags.repetitions;
+      result["tg_comm_s_per_token"] = decode_comm.seconds / tokens;
+      result["tg_compute_s_per_token"] = (decode_seconds - decode_comm.seconds) / tokens;
+      result["tg_messages_per_token"] = static_cast<double>(decode_comm.messages) / tokens;
+      result["tg_comm_bytes_per_token"] = static_cast<double>(decode_comm.bytes) / tokens;
+    }
     if (flags.stream) {
       result["stream_gb_s"] = stream_gb_s;
       result["tg_bandwidth_fraction"] = tg_bandwidth / stream_gb_s;
@@ -254,6 +281,13 @@ int RunBench(const BenchFlags& flags) {
     std::printf("tg%-5lld %10.2f tok/s  (median of %d, min %.2f, max %.2f)\n",
                 static_cast<long long>(flags.generate_tokens), tg.median, flags.repetitions, tg.min,
                 tg.max);
+    if (sharded.group) {
+      const double tokens = static_cast<double>(flags.generate_tokens) * flags.repetitions;
+      std::printf("ranks   %d: per decode token %.3f ms compute + %.3f ms communication (%.0f messages, %.1f KB sent by rank 0)\n",
+                  sharded.ranks(), 1e3 * (decode_seconds - decode_comm.seconds) / tokens,
+                  1e3 * decode_comm.seconds / tokens, static_cast<double>(decode_comm.messages) / tokens,
+                  static_cast<double>(decode_comm.bytes) / tokens / 1e3);
+    }
     std::printf("decode  %.1f MB/token -> %.1f GB/s", bytes_per_token / 1e6, tg_bandwidth);
     if (flags.stream)
       std::printf(" = %.0f %% of the read bandwidth", 100.0 * tg_bandwidth / stream_gb_s);
@@ -319,6 +353,8 @@ Command RegisterBench(CLI::App& app) {
                   "With --concurrent: also run every level constrained by this JSON Schema (the "
                   "model folder's tokenizer) and report the time per token against unconstrained")
       ->check(CLI::ExistingFile);
+  sub->add_flag("--allreduce", flags->allreduce,
+                "Under mpirun: time the all-reduce at this model's message sizes (dim floats x 1, 16, -p tokens)");
   sub->add_flag("--json", flags->json, "One JSON object per line; the last one holds the results");
   return {sub, [flags] { return RunBench(*flags); }};
 }
