@@ -1,5 +1,9 @@
 // Entry point of the `bora` binary: parses the subcommand and maps errors to one-line messages.
+#include <pthread.h>
+
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <sstream>
 
@@ -55,6 +59,15 @@ int Run(int argc, char** argv, bool* group_error);
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `serve` takes SIGINT/SIGTERM in one waiting thread (a clean stop). It blocks them before its
+  // threads start; MPI starts threads of its own in Init, so under mpirun block them first.
+  if (argc > 1 && std::strcmp(argv[1], "serve") == 0) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
   try {
     bora::dist::World::Init(&argc, &argv);
   } catch (const bora::Error& e) {

@@ -200,6 +200,9 @@ int RunServe(const ServeFlags& flags) {
     int signal = 0;
     sigwait(&signals, &signal);
     std::fprintf(stderr, "bora serve: stopping (signal %d)\n", signal);
+    // Under mpirun, SIGTERM is followed by SIGKILL one second later: end what runs with an error
+    // now, so clients get an answer, and the ranks can stop together. Alone: drain.
+    if (dist::World::Get().size() > 1) http.AbortInFlight("the server is stopping (signal " + std::to_string(signal) + ")");
     http.Stop();
   });
   std::fprintf(stderr, "bora serve: listening on http://%s:%d (web chat at /, API under /v1)\n",

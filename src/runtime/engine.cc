@@ -141,6 +141,15 @@ Engine::~Engine() {
   thread_.join();
 }
 
+void Engine::AbortAll(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    aborting_ = true;
+    abort_reason_ = reason;
+  }
+  wake_.notify_all();
+}
+
 std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   const int64_t vocab = model_.params().vocab_size;
   if (request.prompt.empty()) throw InvalidArgument("the prompt is empty");
@@ -181,6 +190,7 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) throw ResourceExhausted("the engine is shutting down");
+    if (!abort_reason_.empty()) throw ResourceExhausted(abort_reason_);
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
       throw ResourceExhausted("too many queued requests (" + std::to_string(queue_.size()) +
                               "); retry later");
@@ -219,6 +229,7 @@ std::vector<std::vector<float>> Engine::Embed(std::vector<std::vector<int32_t>> 
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) throw ResourceExhausted("the engine is shutting down");
+    if (!abort_reason_.empty()) throw ResourceExhausted(abort_reason_);
     embed_jobs_.push_back(job);
   }
   wake_.notify_all();
@@ -326,8 +337,25 @@ void Engine::Loop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty() || !embed_jobs_.empty(); });
+      wake_.wait(lock, [&] {
+        return stopping_ || aborting_ || !queue_.empty() || !running.empty() || !embed_jobs_.empty();
+      });
       if (stopping_) break;
+    }
+    std::string abort_reason;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (aborting_) {
+        aborting_ = false;
+        abort_reason = abort_reason_;
+      }
+    }
+    if (!abort_reason.empty()) {  // AbortAll: queued requests fail below, with the reason
+      for (auto& sequence : running) Finish(*sequence, FinishReason::kError, abort_reason);
+      running.clear();
+      PublishCounters(running);
+      FailQueued(FinishReason::kError, abort_reason);
+      continue;
     }
     while (true) {  // embeddings run between steps, on this thread like everything touching the model
       std::shared_ptr<EmbedJob> job;
@@ -365,21 +393,25 @@ void Engine::Loop() {
     PublishCounters(running);
   }
   for (auto& sequence : running) Finish(*sequence, FinishReason::kCancelled);
+  FailQueued(FinishReason::kCancelled, "the engine is shutting down");
+}
+
+void Engine::FailQueued(FinishReason finish, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (Pending& pending : queue_) {
     for (int i = 0; i < pending.request.n; ++i) {
       Event done;
       done.kind = Event::Kind::kDone;
       done.index = i;
-      done.finish = FinishReason::kCancelled;
+      done.finish = finish;
+      if (finish == FinishReason::kError) done.error = reason;
       done.usage.prompt_tokens = static_cast<int64_t>(pending.request.prompt.size());
       pending.stream->Push(std::move(done));
     }
   }
   queue_.clear();
-  for (auto& job : embed_jobs_) {
-    job->result.set_exception(std::make_exception_ptr(ResourceExhausted("the engine is shutting down")));
-  }
+  counters_.queued = 0;
+  for (auto& job : embed_jobs_) job->result.set_exception(std::make_exception_ptr(ResourceExhausted(reason)));
   embed_jobs_.clear();
 }
 

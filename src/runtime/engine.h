@@ -10,6 +10,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,11 @@ class Engine {
   std::vector<std::vector<float>> Embed(std::vector<std::vector<int32_t>> inputs,
                                         std::shared_ptr<const model::LoraAdapter> lora = nullptr);
 
+  // Ends every running and queued request now with an error event carrying `reason`, and
+  // refuses new ones with it (a group of ranks stopping on SIGTERM: mpirun kills its processes a
+  // second later, so in-flight requests get an error instead of a cut connection).
+  void AbortAll(const std::string& reason);
+
   EngineCounters counters();
   const EngineOptions& options() const { return options_; }
 
@@ -99,6 +105,8 @@ class Engine {
   void SampleNext(Sequence& sequence);
   void Finish(Sequence& sequence, FinishReason reason, const std::string& error = "");
   void PublishCounters(const Running& running);
+  // Ends every queued request (and embedding job) with `finish` (kError: carrying `reason`).
+  void FailQueued(FinishReason finish, const std::string& reason);
   struct EmbedJob;
   void RunEmbedJob(EmbedJob& job);
 
@@ -116,6 +124,8 @@ class Engine {
   std::deque<Pending> queue_;
   std::deque<std::shared_ptr<EmbedJob>> embed_jobs_;
   bool stopping_ = false;
+  bool aborting_ = false;     // AbortAll asked; the engine thread ends what runs
+  std::string abort_reason_;  // set by AbortAll: every later Submit is refused with it
   EngineCounters counters_;
   std::thread thread_;
 };

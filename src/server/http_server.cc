@@ -197,6 +197,12 @@ std::vector<std::pair<std::string, std::string>> HttpServer::Routes() const {
   return router_->Table();
 }
 
+void HttpServer::AbortInFlight(const std::string& reason) {
+  for (ServedModel* model : Models()) {
+    if (!model->is_adapter()) model->engine().AbortAll(reason);
+  }
+}
+
 void HttpServer::Stop() {
   if (http_) http_->Stop();
   if (fine_tuning_) fine_tuning_->Stop();

@@ -66,6 +66,9 @@ class HttpServer {
   // Serves until Stop(); blocks.
   void Serve();
   void Stop();
+  // Ends every in-flight and queued generation now with an error carrying `reason` (a group of
+  // ranks stopping: mpirun gives its processes one second after SIGTERM).
+  void AbortInFlight(const std::string& reason);
 
   Metrics& metrics() { return metrics_; }
   // The route table as {method, pattern}.

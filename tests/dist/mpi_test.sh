@@ -97,11 +97,19 @@ case $CASE in
     # < 5 % of a core over 3 s of idling
     [ $((after - before)) -le $((hz * 3 / 20)) ] || fail "idle rank 1 used $((after - before)) ticks of $((hz * 3))"
     echo "ok - idle rank 1: $((after - before)) ticks in 3 s ($hz per s)"
+    # A long streamed request in flight when mpirun gets SIGTERM: it ends with an error event.
+    curl -sN "http://127.0.0.1:$PORT/v1/completions" -H 'Content-Type: application/json' \
+      -d '{"model": "tiny", "prompt": "hello", "max_tokens": 1500, "temperature": 1, "stream": true}' \
+      >"$WORK/stream.out" 2>&1 &
+    client=$!
+    for _ in $(seq 100); do grep -q '"text"' "$WORK/stream.out" && break; sleep 0.05; done
     kill -TERM "$SERVER"
     for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$SERVER" 2>/dev/null && fail "mpirun still running 10 s after SIGTERM"
     pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived SIGTERM"
-    echo "ok - SIGTERM stopped every rank" ;;
+    wait "$client" || fail "the in-flight request's connection was cut: $(tail -c 300 "$WORK/stream.out")"
+    grep -q 'server is stopping\|\[DONE\]' "$WORK/stream.out" || fail "no error event: $(tail -c 300 "$WORK/stream.out")"
+    echo "ok - SIGTERM stopped every rank; the in-flight request got: $(tail -n 2 "$WORK/stream.out" | head -c 120)" ;;
   kill-rank)  # a rank killed mid-service ends the whole group quickly, non-zero
     start_server 2
     worker=$(rank_pid 1)

@@ -146,6 +146,26 @@ TEST_F(EngineTest, CancelEndsARequestAndTheEngineGoesOn) {
   EXPECT_EQ(next.tokens.size(), 4u);
 }
 
+TEST_F(EngineTest, AbortAllEndsRunningAndQueuedRequestsWithTheReason) {
+  auto model = Load(256);
+  EngineOptions one;
+  one.max_sequences = 1;
+  Engine engine(*model, nullptr, one);
+  auto running = engine.Submit(Request(Prompt(8, 3), 200, 0.0f, 0));
+  auto queued = engine.Submit(Request(Prompt(8, 4), 200, 0.0f, 0));
+  Event event;
+  ASSERT_TRUE(running->Next(event, std::chrono::seconds(60)));
+  engine.AbortAll("the server is stopping");
+  EXPECT_EQ(Drain(*running).finish, FinishReason::kError);
+  EXPECT_EQ(Drain(*queued).finish, FinishReason::kError);
+  try {
+    engine.Submit(Request(Prompt(8, 3), 4, 0.0f, 0));
+    ADD_FAILURE() << "a request was accepted after AbortAll";
+  } catch (const ResourceExhausted& e) {
+    EXPECT_NE(std::string(e.what()).find("the server is stopping"), std::string::npos);
+  }
+}
+
 TEST_F(EngineTest, RefusalsAreTypedErrorsAndTheContextEndIsModelLength) {
   auto model = Load(32);
   {
