@@ -116,7 +116,9 @@ int RunServe(const ServeFlags& flags) {
   options.state_dir = flags.state_dir == "none" ? ""
                       : flags.state_dir.empty() ? DefaultStateDir()
                                                 : flags.state_dir;
-  if (options.state_dir.empty()) {
+  if (dist::World::Get().rank() != 0) {
+    // ranks >= 1 run no HTTP server: nothing to say about files and jobs
+  } else if (options.state_dir.empty()) {
     std::fprintf(stderr, "bora serve: no state folder: /v1/files and /v1/fine_tuning are off\n");
   } else {
     std::fprintf(stderr, "bora serve: files and fine-tuning jobs in %s\n",
@@ -132,15 +134,25 @@ int RunServe(const ServeFlags& flags) {
   engine.max_queued = flags.max_queue > 0 ? flags.max_queue : 4 * flags.parallel;
   ApplyKvFlags(flags.kv, engine);
 
-  const dist::World& world = dist::World::Get();
-  if (world.size() > 1 && flags.models.size() != 1) {
-    throw dist::GroupError("under mpirun, serve one --model (with any --lora adapters on it); start one mpirun per model");
+  dist::World& world = dist::World::Get();
+  if (world.size() > 1 && flags.models.size() > 1 && !world.concurrent_comms()) {
+    throw dist::GroupError("this MPI library serves one --model per group (no MPI_THREAD_MULTIPLE); start one mpirun per model");
   }
-  if (world.rank() != 0) {  // ranks >= 1: load this rank's part and follow rank 0's steps
-    const std::string& spec = flags.models[0];
-    const size_t equals = spec.find('=');
-    dist::ShardedModel sharded = dist::LoadShardedModel(equals == std::string::npos ? spec : spec.substr(equals + 1), load);
-    sharded.group->FollowSteps();
+  if (world.rank() != 0) {
+    // Ranks >= 1: load this rank's part of every model, in rank 0's order, and follow each
+    // model's steps on a thread of its own until rank 0 stops.
+    std::vector<dist::ShardedModel> shards;
+    for (const std::string& spec : flags.models) {
+      const size_t equals = spec.find('=');
+      std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
+      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      shards.push_back(dist::LoadShardedModel(dir, load));
+    }
+    std::vector<std::thread> followers;
+    for (dist::ShardedModel& shard : shards) {
+      followers.emplace_back([&shard] { shard.group->FollowSteps(); });
+    }
+    for (std::thread& follower : followers) follower.join();
     return 0;
   }
   std::vector<std::unique_ptr<server::ServedModel>> models;

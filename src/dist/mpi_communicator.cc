@@ -21,8 +21,14 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
   }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  MPI_Comm handle() const { return comm_; }
 
   void Broadcast(std::vector<uint8_t>& bytes, bool idle) override {
     const auto start = Clock::now();
@@ -127,17 +133,24 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> InitMpi(int* argc, char*** argv) {
+std::unique_ptr<Communicator> InitMpi(int* argc, char*** argv, bool* concurrent) {
   int provided = 0;
-  if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
     throw IoError("MPI_Init failed; check the mpirun command and the hostfile");
   }
   if (provided < MPI_THREAD_SERIALIZED) {
     throw Unsupported("this MPI library cannot be called from the engine thread (MPI_THREAD_SERIALIZED)");
   }
+  *concurrent = provided >= MPI_THREAD_MULTIPLE;
   MPI_Comm comm;
   MPI_Comm_dup(MPI_COMM_WORLD, &comm);
   return std::make_unique<MpiCommunicator>(comm);
+}
+
+std::unique_ptr<Communicator> DupMpi(Communicator& comm) {
+  MPI_Comm copy;
+  MPI_Comm_dup(static_cast<MpiCommunicator&>(comm).handle(), &copy);
+  return std::make_unique<MpiCommunicator>(copy);
 }
 
 void FinalizeMpi() { MPI_Finalize(); }

@@ -7,8 +7,11 @@
 
 namespace bora::dist {
 
-// MPI_Init_thread (serialized: one thread at a time calls MPI) and the world communicator.
-std::unique_ptr<Communicator> InitMpi(int* argc, char*** argv);
+// MPI_Init_thread and the world communicator. *concurrent: MPI_THREAD_MULTIPLE was granted
+// (threads may use different communicators at once); serialized access is the minimum.
+std::unique_ptr<Communicator> InitMpi(int* argc, char*** argv, bool* concurrent);
+// A duplicate of an MPI communicator made by InitMpi or DupMpi (collective).
+std::unique_ptr<Communicator> DupMpi(Communicator& comm);
 void FinalizeMpi();
 [[noreturn]] void AbortMpi(int code);
 

@@ -23,7 +23,8 @@ ShardedModel LoadShardedModel(const std::string& dir, model::LoadOptions options
     error = e.what();
   }
   AgreeToStart(world.comm(), ok, error, identity);
-  out.group = std::make_unique<TensorParallelGroup>(world.comm(), *out.model);
+  out.comm = world.NewComm();
+  out.group = std::make_unique<TensorParallelGroup>(*out.comm, *out.model);
   return out;
 }
 

@@ -62,7 +62,7 @@ void World::Init(int* argc, char*** argv) {
   World& world = Get();
   if (LaunchedSize() <= 1 || world.mpi_) return;
 #ifdef BORA_WITH_MPI
-  world.comm_ = InitMpi(argc, argv);
+  world.comm_ = InitMpi(argc, argv, &world.concurrent_);
   world.mpi_ = true;
 #else
   (void)argc;
@@ -71,6 +71,13 @@ void World::Init(int* argc, char*** argv) {
                         std::to_string(LaunchedSize()) +
                         " separate copies; rebuild with OpenMPI installed (scripts/install-deps.sh) or run without mpirun");
 #endif
+}
+
+std::unique_ptr<Communicator> World::NewComm() {
+#ifdef BORA_WITH_MPI
+  if (mpi_) return DupMpi(*comm_);
+#endif
+  return std::make_unique<SoloCommunicator>();
 }
 
 void World::AbortGroup(int code) {

@@ -23,6 +23,11 @@ class World {
   static void AbortGroup(int code);
 
   Communicator& comm() { return *comm_; }
+  // A new communicator over the same ranks (MPI_Comm_dup), for one tensor-parallel group: each
+  // served model's engine thread talks on its own. Collective: every rank, in the same order.
+  std::unique_ptr<Communicator> NewComm();
+  // Whether several threads may use their communicators at once (MPI_THREAD_MULTIPLE).
+  bool concurrent_comms() const { return !mpi_ || concurrent_; }
   int rank() const { return comm_->rank(); }
   int size() const { return comm_->size(); }
   bool mpi() const { return mpi_; }
@@ -33,6 +38,7 @@ class World {
   World();
   std::unique_ptr<Communicator> comm_;
   bool mpi_ = false;
+  bool concurrent_ = false;
   bool finished_ = false;
 };
 

@@ -21,6 +21,7 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
   served->dir_ = dir;
   // First, on every rank alike: under mpirun the ranks load their parts together.
   dist::ShardedModel sharded = dist::LoadShardedModel(dir, load);
+  served->comm_ = std::move(sharded.comm);
   served->model_ = std::move(sharded.model);
   served->group_ = std::move(sharded.group);
   const std::string tokenizer_file = tokenizer::FindTokenizerFile(dir);

@@ -74,6 +74,7 @@ class ServedModel {
   ServedModel* base_ = nullptr;  // adapters: the model whose engine runs them
   std::shared_ptr<const model::LoraAdapter> adapter_;
   tokenizer::InstructVersion version_ = tokenizer::InstructVersion::kV1;
+  std::unique_ptr<dist::Communicator> comm_;  // under mpirun: this model's own communicator
   std::unique_ptr<model::Transformer> model_;
   std::unique_ptr<dist::TensorParallelGroup> group_;  // under mpirun: rank 0's side of the group
   tokenizer::LoadedTokenizer tokenizer_;

@@ -123,6 +123,39 @@ case $CASE in
     grep -qi "rank 1\|process rank 1\|exited on signal" "$WORK/serve.log" || fail "no message naming the rank: $(tail -5 "$WORK/serve.log")"
     pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived the group"
     echo "ok - group stopped in $((SECONDS - start)) s, exit $rc: $(grep -m1 -i 'rank 1' "$WORK/serve.log")" ;;
+  two-models)  # two models served by one group (a communicator each): the same answers as one process
+    for seed in 1 2; do
+      "$BORA" make-model --preset tiny --seed $seed --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
+        --out "$WORK/m$seed" -t 1 >/dev/null || fail "make-model"
+    done
+    for launch in one group; do
+      prefix=()
+      [ $launch = group ] && prefix=("${MPIRUN[@]}" -np 2)
+      "${prefix[@]}" "$BORA" serve --model "a=$WORK/m1" --model "b=$WORK/m2" --host 127.0.0.1 --port 0 --state-dir none \
+        -t 1 >"$WORK/$launch.log" 2>&1 &
+      SERVER=$!
+      PORT=""
+      for _ in $(seq 600); do
+        PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/$launch.log" | grep -o '[0-9]\+$')
+        [ -n "$PORT" ] && break
+        sleep 0.1
+      done
+      [ -n "$PORT" ] || { cat "$WORK/$launch.log"; fail "$launch: not serving"; }
+      for model in a b a b; do  # concurrently: both engines (and both groups) busy at once
+        curl -sf "http://127.0.0.1:$PORT/v1/completions" -H 'Content-Type: application/json' \
+          -d "{\"model\": \"$model\", \"prompt\": \"hello\", \"max_tokens\": 24, \"temperature\": 0}" |
+          python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])' >"$WORK/$launch.$model.$RANDOM" &
+      done
+      wait $(jobs -p | grep -v "^$SERVER\$")
+      kill -TERM "$SERVER"; wait "$SERVER"
+      for model in a b; do cat "$WORK"/$launch.$model.* | sort -u >"$WORK/$launch.$model.txt"; done
+    done
+    for model in a b; do
+      [ "$(wc -l <"$WORK/group.$model.txt")" -eq 1 ] || fail "model $model: answers differ: $(cat "$WORK/group.$model.txt")"
+      cmp -s "$WORK/one.$model.txt" "$WORK/group.$model.txt" ||
+        fail "model $model: $(cat "$WORK/group.$model.txt") vs one process: $(cat "$WORK/one.$model.txt")"
+    done
+    echo "ok - two models on 2 ranks answer as one process: $(cat "$WORK/group.a.txt" | head -c 40) / $(cat "$WORK/group.b.txt" | head -c 40)" ;;
   tune)  # data parallel: 2 ranks x --grad-accum 1 == 1 rank x --grad-accum 2; resume across N
     "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
       --out "$WORK/model" -t 1 >/dev/null || fail "make-model"
