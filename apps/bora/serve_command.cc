@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <map>
 #include <thread>
 
 #include "base/error.h"
 #include "commands.h"
 #include "dist/sharded_model.h"
 #include "dist/world.h"
+#include "server/finetune/distributed_jobs.h"
 #include "kv_flags.h"
 #include "model/weights.h"
 #include "server/http_server.h"
@@ -138,33 +140,42 @@ int RunServe(const ServeFlags& flags) {
   if (world.size() > 1 && flags.models.size() > 1 && !world.concurrent_comms()) {
     throw dist::GroupError("this MPI library serves one --model per group (no MPI_THREAD_MULTIPLE); start one mpirun per model");
   }
+  // "--model [NAME=]DIR": the folder and the id it is served under (a GGUF file: its stem).
+  auto parse_model = [](const std::string& spec) {
+    const size_t equals = spec.find('=');
+    std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    const fs::path path(dir);
+    const std::string id = equals != std::string::npos ? spec.substr(0, equals)
+                           : path.extension() == ".gguf" ? path.stem().string()
+                                                         : path.filename().string();
+    return std::pair<std::string, std::string>(id, dir);
+  };
+  const int train_threads = flags.train_threads > 0 ? flags.train_threads : flags.threads;
   if (world.rank() != 0) {
     // Ranks >= 1: load this rank's part of every model, in rank 0's order, and follow each
-    // model's steps on a thread of its own until rank 0 stops.
+    // model's steps on a thread of its own, and the fine-tuning jobs on another, until rank 0
+    // stops.
     std::vector<dist::ShardedModel> shards;
+    std::map<std::string, std::string> model_dirs;
     for (const std::string& spec : flags.models) {
-      const size_t equals = spec.find('=');
-      std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
-      while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      const auto [id, dir] = parse_model(spec);
       shards.push_back(dist::LoadShardedModel(dir, load));
+      model_dirs[id] = dir;
     }
+    std::unique_ptr<dist::Communicator> jobs = world.NewComm();
     std::vector<std::thread> followers;
     for (dist::ShardedModel& shard : shards) {
       followers.emplace_back([&shard] { shard.group->FollowSteps(); });
     }
+    followers.emplace_back([&] { server::FollowJobs(*jobs, model_dirs, train_threads); });
     for (std::thread& follower : followers) follower.join();
     return 0;
   }
   std::vector<std::unique_ptr<server::ServedModel>> models;
   for (const std::string& spec : flags.models) {
-    const size_t equals = spec.find('=');
-    std::string dir = equals == std::string::npos ? spec : spec.substr(equals + 1);
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
     // A GGUF file is served under its name without the extension ("Ministral-3-8B-Q4_K_M").
-    const fs::path path(dir);
-    const std::string id = equals != std::string::npos ? spec.substr(0, equals)
-                           : path.extension() == ".gguf" ? path.stem().string()
-                                                         : path.filename().string();
+    const auto [id, dir] = parse_model(spec);
     if (id.empty()) throw InvalidArgument("--model " + spec + ": empty model name");
     for (const auto& loaded : models) {
       if (loaded->id() == id)
@@ -206,6 +217,10 @@ int RunServe(const ServeFlags& flags) {
     models.push_back(server::ServedModel::LoadAdapter(name, dir, *base));
   }
 
+  // Under mpirun: fine-tuning jobs train data parallel on a communicator of their own.
+  std::unique_ptr<dist::Communicator> jobs_comm;
+  if (world.size() > 1) jobs_comm = world.NewComm();
+  options.training_comm = jobs_comm.get();
   server::HttpServer http(std::move(models), options);
   const int port = http.Bind();
   std::thread waiter([&] {
@@ -222,7 +237,8 @@ int RunServe(const ServeFlags& flags) {
   std::fflush(stderr);
   http.Serve();
   pthread_kill(waiter.native_handle(), SIGTERM);  // if the server stopped on its own
-  waiter.join();
+  waiter.join();  // http.Stop() has stopped the fine-tuning thread too
+  if (jobs_comm) server::SendEndOfJobs(*jobs_comm);
   return 0;
 }
 

@@ -125,6 +125,7 @@ HttpServer::HttpServer(std::vector<std::unique_ptr<ServedModel>> models, ServerO
     FineTuningOptions fine_tuning;
     fine_tuning.state_dir = options_.state_dir;
     fine_tuning.train_threads = options_.train_threads;
+    fine_tuning.training_comm = options_.training_comm;
     fine_tuning.upload_quota_bytes = options_.upload_quota_bytes;
     ModelHooks hooks{[this](const std::string& id) { return FindModel(id); },
                      [this](std::unique_ptr<ServedModel> model) { AddModel(std::move(model)); }};

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "server/access_control.h"
 #include "server/metrics.h"
 #include "server/served_model.h"
@@ -50,6 +51,8 @@ struct ServerOptions {
   int64_t upload_quota_bytes = int64_t{10} << 30;  // stored files per API key; 0: none
   std::string state_dir;  // files and fine-tuning jobs; empty: those routes are off
   int train_threads = 0;  // fine-tuning threads (0: all cores)
+  // Under mpirun: the communicator fine-tuning jobs train data parallel on (null: this process).
+  dist::Communicator* training_comm = nullptr;
 };
 
 class FineTuningService;

@@ -182,9 +182,13 @@ size_t ReadFloats(model::LoraAdapter& adapter, const float* in) {
 
 // Rank 0's training state (after a resume) to the other ranks: step, data position, parameters
 // and AdamW moments, so only rank 0 needs the checkpoint.
-void ShareState(dist::Communicator& comm, TrainingState& state, std::string& resumed_from) {
+void ShareState(dist::Communicator& comm, TrainingState& state, std::string& resumed_from,
+                const std::string& root_error) {
   std::vector<uint8_t> bytes;
-  if (comm.rank() == 0) {
+  if (comm.rank() == 0 && !root_error.empty()) {
+    bytes.assign(root_error.begin(), root_error.end());
+    bytes.insert(bytes.begin(), 'E');
+  } else if (comm.rank() == 0) {
     const std::string data = state.data.dump();
     std::vector<float> floats;
     AppendFloats(state.params, floats);
@@ -192,8 +196,9 @@ void ShareState(dist::Communicator& comm, TrainingState& state, std::string& res
     AppendFloats(state.optimizer.v, floats);
     const int64_t header[4] = {state.step, state.optimizer.step, static_cast<int64_t>(data.size()),
                                static_cast<int64_t>(resumed_from.size())};
-    bytes.resize(sizeof(header) + data.size() + resumed_from.size() + floats.size() * sizeof(float));
-    uint8_t* at = bytes.data();
+    bytes.resize(1 + sizeof(header) + data.size() + resumed_from.size() + floats.size() * sizeof(float));
+    bytes[0] = 'S';
+    uint8_t* at = bytes.data() + 1;
     std::memcpy(at, header, sizeof(header));
     at += sizeof(header);
     std::memcpy(at, data.data(), data.size());
@@ -203,10 +208,13 @@ void ShareState(dist::Communicator& comm, TrainingState& state, std::string& res
     std::memcpy(at, floats.data(), floats.size() * sizeof(float));
   }
   comm.Broadcast(bytes, false);
+  if (!bytes.empty() && bytes[0] == 'E') {  // rank 0 could not start: every rank fails with its error
+    throw dist::GroupError("rank 0: " + std::string(bytes.begin() + 1, bytes.end()));
+  }
   if (comm.rank() == 0) return;
   int64_t header[4];
-  std::memcpy(header, bytes.data(), sizeof(header));
-  const uint8_t* at = bytes.data() + sizeof(header);
+  std::memcpy(header, bytes.data() + 1, sizeof(header));
+  const uint8_t* at = bytes.data() + 1 + sizeof(header);
   state.step = header[0];
   state.optimizer.step = header[1];
   state.data = tokenizer::OrderedJson::parse(std::string(reinterpret_cast<const char*>(at), header[2]));
@@ -245,36 +253,48 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   TuneObserver silent;
   TuneObserver& report_to = root ? observer : silent;  // rank 0 reports for the group
 
-  const std::string tokenizer_path = tokenizer::FindTokenizerFile(o.model_dir);
-  if (tokenizer_path.empty()) {
-    throw InvalidArgument(o.model_dir +
-                          " has no tokenizer file (tokenizer.model.v3, tekken.json...): "
-                          "training data is tokenised with the model's tokenizer");
-  }
-  const tokenizer::LoadedTokenizer loaded = tokenizer::LoadTokenizer(tokenizer_path);
-  TrainingDataOptions data_options = o.data;
-  data_options.seed = o.seed;
-  TrainingData data = LoadTrainingData(data_options, *loaded.tokenizer);
+  std::string tokenizer_path;
+  std::optional<tokenizer::LoadedTokenizer> loaded;
+  std::optional<TrainingData> data_holder;
+  std::unique_ptr<TrainableModel> model;
+  int64_t rows = 0;
+  try {
+    tokenizer_path = tokenizer::FindTokenizerFile(o.model_dir);
+    if (tokenizer_path.empty()) {
+      throw InvalidArgument(o.model_dir +
+                            " has no tokenizer file (tokenizer.model.v3, tekken.json...): "
+                            "training data is tokenised with the model's tokenizer");
+    }
+    loaded.emplace(tokenizer::LoadTokenizer(tokenizer_path));
+    TrainingDataOptions data_options = o.data;
+    data_options.seed = o.seed;
+    data_holder.emplace(LoadTrainingData(data_options, *loaded->tokenizer));
 
-  TrainModelOptions model_options;
-  model_options.threads = o.threads;
-  model_options.dtype = o.base_dtype;
-  model_options.max_positions = o.data.seq_len;
-  model_options.mixed_precision = o.mixed_precision;
-  std::unique_ptr<TrainableModel> model = LoadTrainableModel(o.model_dir, model_options);
+    TrainModelOptions model_options;
+    model_options.threads = o.threads;
+    model_options.dtype = o.base_dtype;
+    model_options.max_positions = o.data.seq_len;
+    model_options.mixed_precision = o.mixed_precision;
+    model = LoadTrainableModel(o.model_dir, model_options);
+    if (loaded->tokenizer->vocab_size() > model->params().vocab_size) {
+      throw InvalidArgument("the tokenizer has more tokens than the model's vocabulary");
+    }
+    rows = o.batch * o.data.seq_len;
+    const uint64_t activations =
+        ActivationBytes(model->params(), rows, o.data.seq_len, o.rank, model->compute().num_threads());
+    const MemoryBudget budget = ReadMemoryBudget();
+    if (budget.usable_bytes > 0 && activations > budget.usable_bytes) {
+      throw ResourceExhausted("training activations need " + FormatBytes(activations) + " but only " +
+                              FormatBytes(budget.usable_bytes) +
+                              " are available: lower --seq-len or --batch");
+    }
+  } catch (const std::exception& e) {
+    // A rank failing alone must not leave the others waiting: every rank fails together.
+    if (ranks > 1) dist::AgreeToStart(*o.comm, false, e.what(), "");
+    throw;
+  }
+  TrainingData& data = *data_holder;
   const formats::ModelParams& p = model->params();
-  if (loaded.tokenizer->vocab_size() > p.vocab_size) {
-    throw InvalidArgument("the tokenizer has more tokens than the model's vocabulary");
-  }
-  const int64_t rows = o.batch * o.data.seq_len;
-  const uint64_t activations =
-      ActivationBytes(p, rows, o.data.seq_len, o.rank, model->compute().num_threads());
-  const MemoryBudget budget = ReadMemoryBudget();
-  if (budget.usable_bytes > 0 && activations > budget.usable_bytes) {
-    throw ResourceExhausted("training activations need " + FormatBytes(activations) + " but only " +
-                            FormatBytes(budget.usable_bytes) +
-                            " are available: lower --seq-len or --batch");
-  }
 
   if (ranks > 1) {
     // Every rank reads its own copies: they must hold the same model and data.
@@ -292,25 +312,33 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   state.optimizer = NewAdamWState(state.params);
   state.settings = Settings(o, o.model_dir);
 
-  if (root) MakeDirs(o.out_dir);
   const std::string metrics_path = o.out_dir + "/metrics.jsonl";
   TuneStart start;
-  if (o.resume && root) {
-    int64_t step = 0;
-    const std::string checkpoint = LatestCheckpoint(o.out_dir, &step);
-    if (!checkpoint.empty()) {
-      LoadTrainingState(checkpoint + "/training_state", state);
-      data.train.RestoreState(state.data);
-      start.resumed_from = checkpoint;
-      TruncateMetrics(metrics_path, state.step);
+  std::optional<MetricsFile> metrics_file;
+  std::string root_error;  // rank 0's files: a failure there stops every rank
+  if (root) {
+    try {
+      MakeDirs(o.out_dir);
+      if (o.resume) {
+        int64_t step = 0;
+        const std::string checkpoint = LatestCheckpoint(o.out_dir, &step);
+        if (!checkpoint.empty()) {
+          LoadTrainingState(checkpoint + "/training_state", state);
+          data.train.RestoreState(state.data);
+          start.resumed_from = checkpoint;
+          TruncateMetrics(metrics_path, state.step);
+        }
+      }
+      metrics_file.emplace(metrics_path, !start.resumed_from.empty());
+    } catch (const std::exception& e) {
+      if (ranks == 1) throw;
+      root_error = e.what();
     }
   }
   if (ranks > 1) {
-    ShareState(*o.comm, state, start.resumed_from);
+    ShareState(*o.comm, state, start.resumed_from, root_error);
     if (!root && !start.resumed_from.empty()) data.train.RestoreState(state.data);
   }
-  std::optional<MetricsFile> metrics_file;
-  if (root) metrics_file.emplace(metrics_path, !start.resumed_from.empty());
   auto write_metrics = [&](const tokenizer::OrderedJson& line) {
     if (metrics_file) metrics_file->Write(line);
   };
@@ -366,15 +394,27 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
     report_to.OnEval(report);
   };
   auto checkpoint = [&](int64_t step) {
-    if (!root) return;
-    const std::string dir = CheckpointDir(o.out_dir, step);
-    MakeDirs(dir);
-    model::SaveLoraAdapter(state.params, p, dir + "/consolidated", tokenizer_path);
-    state.step = step;
-    state.data = data.train.SaveState();
-    SaveTrainingState(state, dir + "/training_state");
-    result.last_checkpoint = dir;
-    report_to.OnCheckpoint(step, dir);
+    std::string error;
+    if (root) {
+      try {
+        const std::string dir = CheckpointDir(o.out_dir, step);
+        MakeDirs(dir);
+        model::SaveLoraAdapter(state.params, p, dir + "/consolidated", tokenizer_path);
+        state.step = step;
+        state.data = data.train.SaveState();
+        SaveTrainingState(state, dir + "/training_state");
+        result.last_checkpoint = dir;
+        report_to.OnCheckpoint(step, dir);
+      } catch (const std::exception& e) {
+        if (ranks == 1) throw;
+        error = e.what();
+      }
+    }
+    if (ranks > 1) {  // rank 0 alone writes: the others learn whether it could
+      std::vector<uint8_t> status(error.begin(), error.end());
+      o.comm->Broadcast(status, false);
+      if (!status.empty()) throw dist::GroupError("rank 0: " + std::string(status.begin(), status.end()));
+    }
   };
   const int64_t eval_every = o.eval_every > 0 ? o.eval_every : o.ckpt_every;
 
@@ -382,7 +422,10 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
   const Clock::time_point run_start = Clock::now();
   int non_finite_steps = 0;
   for (int64_t step = start.first_step; step <= o.steps; ++step) {
-    if (observer.ShouldStop()) {
+    // Cancellation: alone, between steps; in a group, rank 0's request travels in the step's
+    // all-reduce and every rank stops there together (that step's update is dropped).
+    const bool stop_asked = report_to.ShouldStop();
+    if (stop_asked && ranks == 1) {
       result.stopped = true;
       break;
     }
@@ -409,9 +452,14 @@ TuneResult RunTune(const TuneOptions& o, TuneObserver& observer) {
       reduce.clear();
       AppendFloats(grads, reduce);
       reduce.push_back(static_cast<float>(loss));
+      reduce.push_back(stop_asked ? 1.0f : 0.0f);
       o.comm->AllReduceSum(std::span<float>(reduce), reduce_scratch);
+      if (reduce.back() > 0) {
+        result.stopped = true;
+        break;
+      }
       ReadFloats(grads, reduce.data());
-      loss = reduce.back();
+      loss = reduce[reduce.size() - 2];
     }
     // Rule J7: a step whose loss or gradient is not finite changes nothing (a single bad batch
     // must not poison the adapter); three such steps in a row end the run.

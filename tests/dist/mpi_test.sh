@@ -156,6 +156,54 @@ case $CASE in
         fail "model $model: $(cat "$WORK/group.$model.txt") vs one process: $(cat "$WORK/one.$model.txt")"
     done
     echo "ok - two models on 2 ranks answer as one process: $(cat "$WORK/group.a.txt" | head -c 40) / $(cat "$WORK/group.b.txt" | head -c 40)" ;;
+  serve-tune)  # fine-tuning jobs of a served group train on both ranks; cancelling stops them all
+    "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
+      --out "$WORK/model" -t 1 >/dev/null || fail "make-model"
+    "$BORA" make-dataset --out "$WORK/train.jsonl" --count 100 >/dev/null
+    "${MPIRUN[@]}" -np 2 "$BORA" serve --model "tiny=$WORK/model" --host 127.0.0.1 --port 0 --state-dir "$WORK/state" \
+      -t 1 >"$WORK/serve.log" 2>&1 &
+    SERVER=$!
+    for _ in $(seq 600); do
+      PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/serve.log" | grep -o '[0-9]\+$')
+      [ -n "$PORT" ] && break
+      sleep 0.1
+    done
+    [ -n "$PORT" ] || { cat "$WORK/serve.log"; fail "not serving"; }
+    api="http://127.0.0.1:$PORT/v1"
+    file=$(curl -sf "$api/files" -F purpose=fine-tune -F "file=@$WORK/train.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    job() {  # STEPS: creates a job, prints its id
+      curl -sf "$api/fine_tuning/jobs" -H 'Content-Type: application/json' -d "{\"model\": \"tiny\", \"training_files\":
+        [{\"file_id\": \"$file\", \"weight\": 1}], \"hyperparameters\": {\"training_steps\": $1, \"learning_rate\": 0.001,
+        \"seq_len\": 128}, \"auto_start\": true}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+    }
+    field() { curl -sf "$api/fine_tuning/jobs/$1" | python3 -c "import json,sys; print(json.load(sys.stdin)$2)"; }
+    wait_status() {  # JOB STATUS...
+      local id=$1; shift
+      for _ in $(seq 1200); do
+        status=$(field "$id" '["status"]')
+        for want in "$@"; do [ "$status" = "$want" ] && return 0; done
+        [ "$status" = FAILED ] && { tail -5 "$WORK/serve.log"; fail "job $id failed"; }
+        sleep 0.1
+      done
+      fail "job $id stayed $status"
+    }
+    first=$(job 6)
+    wait_status "$first" SUCCESS
+    [ "$(field "$first" '["metadata"]["train_tokens_per_step"]')" = 256 ] || fail "a step did not train one sequence per rank"
+    model=$(field "$first" '["fine_tuned_model"]')
+    curl -sf "$api/completions" -H 'Content-Type: application/json' \
+      -d "{\"model\": \"$model\", \"prompt\": \"hello\", \"max_tokens\": 4}" | grep -q choices || fail "$model does not answer"
+    second=$(job 100000)
+    wait_status "$second" RUNNING
+    curl -sf -X POST "$api/fine_tuning/jobs/$second/cancel" >/dev/null || fail "cancel"
+    wait_status "$second" CANCELLED
+    third=$(job 4)  # the ranks are in step again after a cancelled job
+    wait_status "$third" SUCCESS
+    kill -TERM "$SERVER"
+    wait "$SERVER"
+    pgrep -f "$BORA serve" >/dev/null && fail "a rank outlived the server"
+    grep -q "rank 1" "$WORK/serve.log" && fail "rank 1 reported: $(grep 'rank 1' "$WORK/serve.log")"
+    echo "ok - jobs trained on 2 ranks (256 tokens per step), $model answers, a cancelled job stopped every rank" ;;
   tune)  # data parallel: 2 ranks x --grad-accum 1 == 1 rank x --grad-accum 2; resume across N
     "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
       --out "$WORK/model" -t 1 >/dev/null || fail "make-model"

@@ -112,7 +112,7 @@ FineTuningService::FineTuningService(const FineTuningOptions& options, ModelHook
   files_ = std::make_unique<FileStore>(*db_, files_dir());
   jobs_ = std::make_unique<JobStore>(*db_);
   worker_ = std::make_unique<TrainingWorker>(*jobs_, *files_, state_dir_ + "/jobs",
-                                             options.train_threads, hooks_);
+                                             options.train_threads, hooks_, options.training_comm);
 }
 
 FineTuningService::~FineTuningService() {

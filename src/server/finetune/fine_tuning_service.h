@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "dist/communicator.h"
 #include "base/error.h"
 #include "server/finetune/file_store.h"
 #include "server/finetune/job_store.h"
@@ -25,6 +26,7 @@ struct FineTuningOptions {
   std::string state_dir;
   int train_threads = 0;                           // 0: all cores
   int64_t upload_quota_bytes = int64_t{10} << 30;  // stored bytes per owner; 0: no quota
+  dist::Communicator* training_comm = nullptr;     // under mpirun: jobs train on every rank
 };
 
 class FineTuningService {

@@ -8,8 +8,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "base/error.h"
+#include "server/finetune/distributed_jobs.h"
 #include "train/data/training_data.h"
 #include "train/tuner.h"
 
@@ -121,12 +124,13 @@ class TrainingWorker::Observer : public train::TuneObserver {
 };
 
 TrainingWorker::TrainingWorker(JobStore& jobs, FileStore& files, std::string jobs_dir, int threads,
-                               ModelHooks hooks)
+                               ModelHooks hooks, dist::Communicator* comm)
     : jobs_(jobs),
       files_(files),
       jobs_dir_(std::move(jobs_dir)),
       threads_(threads),
-      hooks_(std::move(hooks)) {}
+      hooks_(std::move(hooks)),
+      comm_(comm != nullptr && comm->size() > 1 ? comm : nullptr) {}
 
 TrainingWorker::~TrainingWorker() { Stop(); }
 
@@ -207,8 +211,9 @@ void TrainingWorker::Plan(JobRecord& job, ServedModel& base) {
   const train::TrainingData loaded = train::LoadTrainingData(data, base.tokenizer());
   const double epochs = hp["epochs"].is_number() ? hp["epochs"].get<double>() : 1.0;
   const double tokens = static_cast<double>(loaded.train_report.tokens);
-  const auto steps = static_cast<int64_t>(
-      std::max(1.0, std::ceil(epochs * tokens / static_cast<double>(data.seq_len))));
+  // Under mpirun each step trains one sequence per rank: the same epochs in fewer steps.
+  const double per_step = static_cast<double>(data.seq_len) * (comm_ != nullptr ? comm_->size() : 1);
+  const auto steps = static_cast<int64_t>(std::max(1.0, std::ceil(epochs * tokens / per_step)));
   hp["training_steps"] = steps;
   job.metadata["data_tokens"] = loaded.train_report.tokens;
 }
@@ -226,8 +231,9 @@ void TrainingWorker::Run(const JobRecord& claimed) {
     Plan(job, *base);
     const Json& hp = job.hyperparameters;
     const int64_t steps = hp["training_steps"].get<int64_t>();
-    job.metadata["train_tokens_per_step"] = hp["seq_len"];
-    job.metadata["train_tokens"] = steps * hp["seq_len"].get<int64_t>();
+    const int64_t ranks = comm_ != nullptr ? comm_->size() : 1;
+    job.metadata["train_tokens_per_step"] = hp["seq_len"].get<int64_t>() * ranks;
+    job.metadata["train_tokens"] = steps * hp["seq_len"].get<int64_t>() * ranks;
     jobs_.SetPlan(job.id, job.hyperparameters, job.metadata);
 
     train::TuneOptions options;
@@ -248,6 +254,23 @@ void TrainingWorker::Run(const JobRecord& claimed) {
     options.ckpt_every = (steps + 9) / 10;
     options.seed = job.seed;
     options.resume = true;  // from the newest complete checkpoint, if a killed run left one
+    if (comm_ != nullptr) {  // under mpirun: every rank trains this job on its part of each step
+      DistributedJob shared;
+      shared.id = job.id;
+      shared.model = job.model;
+      shared.options = options;
+      auto read = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw IoError("cannot read " + path);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      };
+      for (const TrainingFileRef& ref : job.training_files) {
+        shared.train_files.push_back(JobFile{read(files_.PathOf(ref.file_id)), ref.weight});
+      }
+      for (const std::string& id : job.validation_files) shared.eval_files.push_back(JobFile{read(files_.PathOf(id)), 1.0});
+      SendJob(*comm_, shared);
+      options.comm = comm_;
+    }
 
     Observer observer(*this, job, out_dir);
     const train::TuneResult result = train::RunTune(options, observer);

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "dist/communicator.h"
 #include "server/finetune/file_store.h"
 #include "server/finetune/job_store.h"
 #include "server/served_model.h"
@@ -30,8 +31,10 @@ std::string FineTunedModelName(const JobRecord& job);
 class TrainingWorker {
  public:
   // `jobs_dir`/<job id> holds each job's checkpoints and metrics.jsonl; `threads` 0: all cores.
+  // `comm` (under mpirun, may be null): jobs train data parallel on its ranks, which follow
+  // FollowJobs (server/finetune/distributed_jobs.h).
   TrainingWorker(JobStore& jobs, FileStore& files, std::string jobs_dir, int threads,
-                 ModelHooks hooks);
+                 ModelHooks hooks, dist::Communicator* comm = nullptr);
   ~TrainingWorker();
   TrainingWorker(const TrainingWorker&) = delete;
   TrainingWorker& operator=(const TrainingWorker&) = delete;
@@ -60,6 +63,7 @@ class TrainingWorker {
   std::string jobs_dir_;
   int threads_;
   ModelHooks hooks_;
+  dist::Communicator* comm_ = nullptr;
 
   std::mutex mutex_;  // guards the fields below and every status change of a claimed job
   std::condition_variable wake_;
