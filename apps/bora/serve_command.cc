@@ -163,12 +163,13 @@ int RunServe(const ServeFlags& flags) {
       shards.push_back(dist::LoadShardedModel(dir, load));
       model_dirs[id] = dir;
     }
-    std::unique_ptr<dist::Communicator> jobs = world.NewComm();
+    // Jobs train on every rank only when MPI lets two threads talk at once (engine and trainer).
+    std::unique_ptr<dist::Communicator> jobs = world.concurrent_comms() ? world.NewComm() : nullptr;
     std::vector<std::thread> followers;
     for (dist::ShardedModel& shard : shards) {
       followers.emplace_back([&shard] { shard.group->FollowSteps(); });
     }
-    followers.emplace_back([&] { server::FollowJobs(*jobs, model_dirs, train_threads); });
+    if (jobs) followers.emplace_back([&] { server::FollowJobs(*jobs, model_dirs, train_threads); });
     for (std::thread& follower : followers) follower.join();
     return 0;
   }
@@ -219,7 +220,7 @@ int RunServe(const ServeFlags& flags) {
 
   // Under mpirun: fine-tuning jobs train data parallel on a communicator of their own.
   std::unique_ptr<dist::Communicator> jobs_comm;
-  if (world.size() > 1) jobs_comm = world.NewComm();
+  if (world.size() > 1 && world.concurrent_comms()) jobs_comm = world.NewComm();
   options.training_comm = jobs_comm.get();
   server::HttpServer http(std::move(models), options);
   const int port = http.Bind();
