@@ -48,6 +48,16 @@ class Reader {
     at_ += sizeof(T);
     return value;
   }
+  // Into `values`, reusing its capacity (the followers' decode steps then allocate nothing).
+  template <typename T>
+  void GetArrayInto(std::vector<T>& values) {
+    const int64_t count = Get<int64_t>();
+    if (count < 0) throw FormatError("step message: negative array length");
+    Need(static_cast<size_t>(count) * sizeof(T));
+    values.resize(static_cast<size_t>(count));
+    if (count > 0) std::memcpy(values.data(), in_.data() + at_, values.size() * sizeof(T));
+    at_ += values.size() * sizeof(T);
+  }
   template <typename T>
   std::vector<T> GetArray() {
     const int64_t count = Get<int64_t>();
@@ -292,28 +302,26 @@ void TensorParallelGroup::RunFollowerStep(const std::vector<uint8_t>& message) {
     const model::LoraAdapter whole = GetAdapter(r);
     adapters_.push_back(Adapter{key, std::make_shared<model::LoraAdapter>(model::ShardLoraAdapter(whole, plan())), step_});
   }
-  const int64_t count = r.Get<int64_t>();
-  std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(count));
-  std::vector<std::unique_ptr<model::MirrorKvCache>> mirrors;
-  std::vector<model::BatchItem> items(static_cast<size_t>(count));
-  std::vector<uint64_t> contiguous_keys;
+  const auto count = static_cast<size_t>(r.Get<int64_t>());
+  // Buffers kept across steps: a decode step reuses them and allocates nothing.
+  if (step_tokens_.size() < count) step_tokens_.resize(count);
+  if (step_tables_.size() < count) step_tables_.resize(count);
+  while (mirrors_.size() < count) mirrors_.push_back(std::make_unique<model::MirrorKvCache>());
+  step_items_.assign(count, model::BatchItem());
+  step_hidden_.clear();
+  bool new_contiguous = false;
   int64_t hidden_rows = 0;
-  struct Hidden {
-    size_t item;
-    int64_t offset;
-  };
-  std::vector<Hidden> hidden;
-  for (int64_t i = 0; i < count; ++i) {
-    model::BatchItem& item = items[i];
+  for (size_t i = 0; i < count; ++i) {
+    model::BatchItem& item = step_items_[i];
     const uint64_t cache_key = r.Get<uint64_t>();
     const bool paged = r.Get<int64_t>() != 0;
     const int64_t position = r.Get<int64_t>(), max_positions = r.Get<int64_t>();
     item.all_positions = r.Get<int64_t>() != 0;
     const bool wants_hidden = r.Get<int64_t>() != 0;
     const uint64_t lora_key = r.Get<uint64_t>();
-    tokens[i] = r.GetArray<int32_t>();
-    const std::vector<int32_t> table = r.GetArray<int32_t>();
-    item.tokens = tokens[i];
+    r.GetArrayInto(step_tokens_[i]);
+    r.GetArrayInto(step_tables_[i]);
+    item.tokens = step_tokens_[i];
     if (lora_key != 0) {
       for (const Adapter& a : adapters_) {
         if (a.key == lora_key) item.lora = a.local.get();
@@ -321,13 +329,13 @@ void TensorParallelGroup::RunFollowerStep(const std::vector<uint8_t>& message) {
       if (item.lora == nullptr) throw FormatError("a step uses an adapter this rank was never sent");
     }
     if (wants_hidden) {
-      hidden.push_back(Hidden{static_cast<size_t>(i), hidden_rows});
+      step_hidden_.emplace_back(i, hidden_rows);
       hidden_rows += static_cast<int64_t>(item.tokens.size());
     }
     if (paged) {
       if (!pool_) throw FormatError("a paged cache before its pool");
-      mirrors.push_back(std::make_unique<model::MirrorKvCache>(*pool_, max_positions, position, table));
-      item.cache = mirrors.back().get();
+      mirrors_[i]->Reset(*pool_, max_positions, position, step_tables_[i]);
+      item.cache = mirrors_[i].get();
       continue;
     }
     // Rank 0's contiguous caches (bench, tests): one per key, new at position 0.
@@ -338,15 +346,15 @@ void TensorParallelGroup::RunFollowerStep(const std::vector<uint8_t>& message) {
       } else {
         found->second->Reset();
       }
-      contiguous_keys.push_back(cache_key);
+      new_contiguous = true;
     } else if (found == contiguous_.end() || found->second->position() != position) {
       throw FormatError("a contiguous KV cache this rank does not hold at position " + std::to_string(position));
     }
     item.cache = contiguous_[cache_key].get();
   }
-  if (!contiguous_keys.empty()) {  // a new cache began: drop those this step does not use
+  if (new_contiguous) {  // a new cache began: drop those this step does not use
     std::erase_if(contiguous_, [&](const auto& entry) {
-      for (const model::BatchItem& item : items) {
+      for (const model::BatchItem& item : step_items_) {
         if (item.cache == entry.second.get()) return false;
       }
       return true;
@@ -354,9 +362,11 @@ void TensorParallelGroup::RunFollowerStep(const std::vector<uint8_t>& message) {
   }
   const int64_t dim = model_.params().dim;
   if (hidden_scratch_.size() < static_cast<size_t>(hidden_rows * dim)) hidden_scratch_.resize(hidden_rows * dim);
-  for (const Hidden& h : hidden) {
-    items[h.item].hidden = std::span<float>(hidden_scratch_.data() + h.offset * dim, items[h.item].tokens.size() * dim);
+  for (const auto& [index, offset] : step_hidden_) {
+    step_items_[index].hidden =
+        std::span<float>(hidden_scratch_.data() + offset * dim, step_items_[index].tokens.size() * dim);
   }
+  const std::span<const model::BatchItem> items(step_items_);
   model_.ForwardFollowerStep(items);
 }
 

@@ -13,6 +13,7 @@
 #include "formats/model_folder.h"
 #include "model/kv_block_pool.h"
 #include "model/kv_cache.h"
+#include "model/paged_kv_cache.h"
 #include "model/shard_group.h"
 #include "model/transformer.h"
 
@@ -64,6 +65,11 @@ class TensorParallelGroup final : public model::ShardGroup {
   std::unique_ptr<model::KvBlockPool> pool_;
   std::map<uint64_t, std::unique_ptr<model::ContiguousKvCache>> contiguous_;
   std::vector<float> hidden_scratch_;
+  // Ranks >= 1: per-step buffers, reused so that a decode step allocates nothing.
+  std::vector<std::vector<int32_t>> step_tokens_, step_tables_;
+  std::vector<std::unique_ptr<model::MirrorKvCache>> mirrors_;
+  std::vector<model::BatchItem> step_items_;
+  std::vector<std::pair<size_t, int64_t>> step_hidden_;  // (item, first row in hidden_scratch_)
 };
 
 }  // namespace bora::dist

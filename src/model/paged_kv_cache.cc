@@ -178,16 +178,18 @@ void PagedKvCache::StoreBeforeAttention(int64_t layer, float* keys, float* value
 
 ops::KvView PagedKvCache::View(int64_t layer) const { return PagedView(pool_, table_.data(), layer); }
 
-MirrorKvCache::MirrorKvCache(KvBlockPool& pool, int64_t max_positions, int64_t position,
-                             std::span<const int32_t> table)
-    : KvCache(max_positions), pool_(pool), table_(table.begin(), table.end()) {
+void MirrorKvCache::Reset(KvBlockPool& pool, int64_t max_positions, int64_t position,
+                          std::span<const int32_t> table) {
+  pool_ = &pool;
+  max_positions_ = max_positions;
   position_ = position;
+  table_.assign(table.begin(), table.end());
 }
 
 void MirrorKvCache::StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) {
-  StorePagedRows(pool_, table_.data(), position_, layer, keys, values, tokens);
+  StorePagedRows(*pool_, table_.data(), position_, layer, keys, values, tokens);
 }
 
-ops::KvView MirrorKvCache::View(int64_t layer) const { return PagedView(pool_, table_.data(), layer); }
+ops::KvView MirrorKvCache::View(int64_t layer) const { return PagedView(*pool_, table_.data(), layer); }
 
 }  // namespace bora::model

@@ -66,13 +66,15 @@ class PagedKvCache final : public KvCache {
 // nothing (rank 0 did), so Reserve is a no-op.
 class MirrorKvCache final : public KvCache {
  public:
-  MirrorKvCache(KvBlockPool& pool, int64_t max_positions, int64_t position, std::span<const int32_t> table);
+  MirrorKvCache() : KvCache(0) {}
+  // Points this mirror at rank 0's cache for one step (the table is copied, reusing capacity).
+  void Reset(KvBlockPool& pool, int64_t max_positions, int64_t position, std::span<const int32_t> table);
   void StoreBeforeAttention(int64_t layer, float* keys, float* values, int64_t tokens) override;
   void StoreAfterAttention(int64_t, const float*, const float*, int64_t) override {}
   ops::KvView View(int64_t layer) const override;
 
  private:
-  KvBlockPool& pool_;
+  KvBlockPool* pool_ = nullptr;
   std::vector<int32_t> table_;
 };
 
