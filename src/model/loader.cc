@@ -24,21 +24,10 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
   const bool gguf = folder.layout == formats::CheckpointLayout::kGguf;
   if (gguf) CheckMemoryFits(PlanGgufMemory(folder, options.context, options.dtype), ReadMemoryBudget(), dir);
   ModelWeights weights = LoadModelWeights(folder, fp8_target, GgufDecodeFor(options.dtype));
-  ShardModelWeights(weights, folder.params, shard);  // tensor parallel: keep this rank's slices only
+  ShardModelWeights(weights, shard);  // tensor parallel: keep this rank's slices only
   // Packed folders load as they are; dense ones convert when a dtype is asked for.
   DType target = options.dtype.value_or(weights.compute_dtype);
   if (fp8 && target == fp8_target) target = weights.compute_dtype;  // already in that format
-  MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
-  if (!shard.layout.whole()) {  // each rank holds about 1/N of the matrices and of the KV heads
-    plan.weights /= static_cast<uint64_t>(shard.layout.ranks);
-    plan.kv_cache /= static_cast<uint64_t>(shard.layout.ranks);
-  }
-  if (!fp8 && !gguf) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
-  if (target == weights.compute_dtype && !options.mmap) {
-    MakeWeightsResident(weights, *ctx);
-  } else {
-    ConvertModelWeights(weights, target, *ctx);
-  }
   if (!shard.layout.whole() && IsPackedDType(target)) {
     // A q8/q4 block spans 32 input columns: a rank's columns of wo / w2 must be whole blocks, or
     // that rank would compute in another precision than one process does.
@@ -50,6 +39,17 @@ std::unique_ptr<Transformer> LoadModel(const std::string& dir, const LoadOptions
                             " inside a 32-column " + WeightDTypeName(target) +
                             " block; use fewer ranks or --dtype bf16 / f32");
     }
+  }
+  MemoryPlan plan = PlanMemory(folder, options.context, weights.compute_dtype == target ? DType::kF32 : target);
+  if (!shard.layout.whole()) {  // each rank holds about 1/N of the matrices and of the KV heads
+    plan.weights /= static_cast<uint64_t>(shard.layout.ranks);
+    plan.kv_cache /= static_cast<uint64_t>(shard.layout.ranks);
+  }
+  if (!fp8 && !gguf) CheckMemoryFits(plan, ReadMemoryBudget(), dir);
+  if (target == weights.compute_dtype && !options.mmap) {
+    MakeWeightsResident(weights, *ctx);
+  } else {
+    ConvertModelWeights(weights, target, *ctx);
   }
   LoadOptions effective = options;
   effective.context = plan.context;

@@ -116,7 +116,7 @@ formats::ModelParams ShardParams(const formats::ModelParams& params, const Shard
   return local;
 }
 
-void ShardModelWeights(ModelWeights& weights, const formats::ModelParams& params, const ShardPlan& plan) {
+void ShardModelWeights(ModelWeights& weights, const ShardPlan& plan) {
   if (plan.layout.whole()) return;
   auto slice = [&](MatrixView& m, IndexRange rows, IndexRange cols, const char* what) {
     ops::OwnedMatrix owned = SliceMatrix(m, rows, cols, what);
@@ -141,7 +141,6 @@ void ShardModelWeights(ModelWeights& weights, const formats::ModelParams& params
     if (!layer.ffn.w1.empty()) expert(layer.ffn);
     for (ExpertWeights& e : layer.experts) expert(e);
   }
-  (void)params;
   weights.tensors = formats::CheckpointTensors();  // every view now points into `owned`
 }
 

@@ -56,7 +56,7 @@ formats::ModelParams ShardParams(const formats::ModelParams& params, const Shard
 // the embedding table and the MoE router whole. Packed matrices are sliced on their panel and
 // block boundaries (InvalidArgument when a boundary falls inside one). Afterwards no view
 // points into the checkpoint files, which are unmapped: a rank keeps only its part.
-void ShardModelWeights(ModelWeights& weights, const formats::ModelParams& params, const ShardPlan& plan);
+void ShardModelWeights(ModelWeights& weights, const ShardPlan& plan);
 
 // This rank's part of an adapter for the whole model: B sliced by rows for wq/wk/wv/w1/w3 (A
 // whole), A sliced by columns for wo/w2 (B whole). Each rank's low-rank term then adds to its

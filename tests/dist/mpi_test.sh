@@ -31,19 +31,24 @@ same_ids() {  # MODEL RANKS [mpirun args...]: N ranks print one rank's ids, once
   echo "ok - $model on $ranks ranks: $(head -c 60 "$WORK/one.txt")..."
 }
 
+wait_for_port() {  # LOG: sets PORT from the server's "listening on" line (60 s at most)
+  PORT=""
+  for _ in $(seq 600); do
+    PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$1" | grep -o '[0-9]\+$')
+    [ -n "$PORT" ] && return 0
+    sleep 0.1
+  done
+  cat "$1"
+  fail "the group did not start serving"
+}
+
 start_server() {  # RANKS: starts `mpirun -np RANKS bora serve`, sets PORT and SERVER
   "$BORA" make-model --preset tiny --tokenizer "$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3" \
     --out "$WORK/model" -t 1 >/dev/null || fail "make-model"
   "${MPIRUN[@]}" -np "$1" "$BORA" serve --model "tiny=$WORK/model" --host 127.0.0.1 --port 0 --state-dir none -t 1 \
     >"$WORK/serve.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 600); do
-    PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/serve.log" | grep -o '[0-9]\+$')
-    [ -n "$PORT" ] && return 0
-    sleep 0.1
-  done
-  cat "$WORK/serve.log"
-  fail "the group did not start serving"
+  wait_for_port "$WORK/serve.log"
 }
 
 rank_pid() {  # RANK: the pid of that rank's bora process
@@ -76,7 +81,6 @@ case $CASE in
   other-model)  # rank 1 holds another model (MPMD launch): refused, naming the rank
     "$BORA" make-model --preset tiny --vocab 512 --seed 1 --out "$WORK/a" -t 1 >/dev/null
     "$BORA" make-model --preset tiny --vocab 512 --seed 1 --out "$WORK/b" -t 1 >/dev/null
-    echo '{"dim": 256}' >/dev/null
     sed -i 's/"norm_eps": 1e-05/"norm_eps": 1e-06/' "$WORK/b/params.json"
     grep -q '1e-06' "$WORK/b/params.json" || fail "could not edit params.json: $(cat "$WORK/b/params.json")"
     timeout 60 "${MPIRUN[@]}" -np 1 "$BORA" generate --model "$WORK/a" --tokens 1,2 -t 1 : \
@@ -134,13 +138,7 @@ case $CASE in
       "${prefix[@]}" "$BORA" serve --model "a=$WORK/m1" --model "b=$WORK/m2" --host 127.0.0.1 --port 0 --state-dir none \
         -t 1 >"$WORK/$launch.log" 2>&1 &
       SERVER=$!
-      PORT=""
-      for _ in $(seq 600); do
-        PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/$launch.log" | grep -o '[0-9]\+$')
-        [ -n "$PORT" ] && break
-        sleep 0.1
-      done
-      [ -n "$PORT" ] || { cat "$WORK/$launch.log"; fail "$launch: not serving"; }
+      wait_for_port "$WORK/$launch.log"
       for model in a b a b; do  # concurrently: both engines (and both groups) busy at once
         curl -sf "http://127.0.0.1:$PORT/v1/completions" -H 'Content-Type: application/json' \
           -d "{\"model\": \"$model\", \"prompt\": \"hello\", \"max_tokens\": 24, \"temperature\": 0}" |
@@ -163,12 +161,7 @@ case $CASE in
     "${MPIRUN[@]}" -np 2 "$BORA" serve --model "tiny=$WORK/model" --host 127.0.0.1 --port 0 --state-dir "$WORK/state" \
       -t 1 >"$WORK/serve.log" 2>&1 &
     SERVER=$!
-    for _ in $(seq 600); do
-      PORT=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$WORK/serve.log" | grep -o '[0-9]\+$')
-      [ -n "$PORT" ] && break
-      sleep 0.1
-    done
-    [ -n "$PORT" ] || { cat "$WORK/serve.log"; fail "not serving"; }
+    wait_for_port "$WORK/serve.log"
     api="http://127.0.0.1:$PORT/v1"
     file=$(curl -sf "$api/files" -F purpose=fine-tune -F "file=@$WORK/train.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     job() {  # STEPS: creates a job, prints its id
