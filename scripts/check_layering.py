@@ -11,12 +11,14 @@ ALLOWED = {
     "tensor": {"base", "kernels"},
     "ops": {"base", "kernels", "tensor"},
     "formats": {"base", "kernels", "tensor"},
-    "tokenizer": {"base", "formats"},
+    "image": {"base"},
+    "tokenizer": {"base", "formats", "image"},
     "model": {"base", "kernels", "tensor", "ops", "formats"},
+    "vision": {"base", "kernels", "tensor", "ops", "formats", "image", "model"},
     "dist": {"base", "kernels", "tensor", "ops", "formats", "model"},
-    "runtime": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model", "dist"},
-    "train": {"base", "kernels", "tensor", "ops", "formats", "tokenizer", "model", "dist"},
-    "server": {"base", "tensor", "formats", "tokenizer", "model", "dist", "runtime", "train"},
+    "runtime": {"base", "kernels", "tensor", "ops", "formats", "image", "tokenizer", "model", "vision", "dist"},
+    "train": {"base", "kernels", "tensor", "ops", "formats", "image", "tokenizer", "model", "vision", "dist"},
+    "server": {"base", "tensor", "formats", "image", "tokenizer", "model", "vision", "dist", "runtime", "train"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/')
 

@@ -4,7 +4,8 @@ set -euo pipefail
 packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev ccache pkg-config
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
           libsentencepiece-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev libssl-dev
-          libopenmpi-dev openmpi-bin chromium curl)
+          libopenmpi-dev openmpi-bin libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev
+          chromium curl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
