@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "check_golden_gguf.h"
+#include "check_golden_vision.h"
 #include "commands.h"
 #include "model/golden.h"
 #include "model/transformer.h"
@@ -110,6 +111,9 @@ int RunCheckGolden(const CheckGoldenFlags& flags) {
   if (flags.model.empty() && IsGgufGoldenFolder(flags.ref_dir)) {
     return RunCheckGgufGolden(flags.ref_dir, flags.dtype_given ? std::optional<std::string>(flags.dtype) : std::nullopt,
                               flags.threads, flags.json);
+  }
+  if (flags.model.empty() && IsVisionGoldenFolder(flags.ref_dir)) {
+    return RunCheckVisionGolden(flags.ref_dir, flags.dtype, flags.threads, flags.json, flags.chunk);
   }
   std::vector<std::string> layouts;
   if (!flags.model.empty()) {

@@ -48,14 +48,6 @@ uint64_t FileSize(const std::string& path) {
   return size;
 }
 
-bool IsVisionTensor(const std::string& name) {
-  static const char* kPrefixes[] = {"vision_encoder.", "vision_language_adapter.", "patch_merger.",
-                                    "pre_mm_projector_norm.", "vision_tower.", "multi_modal_projector."};
-  for (const char* prefix : kPrefixes) {
-    if (name.rfind(prefix, 0) == 0) return true;
-  }
-  return false;
-}
 
 // Weight files of a Hugging Face folder: the index's files, or the single model.safetensors.
 std::vector<std::string> HfWeightFiles(const fs::path& dir) {
@@ -116,6 +108,15 @@ std::vector<std::string> MistralWeightFiles(const fs::path& dir) {
 }
 
 }  // namespace
+
+bool IsVisionTensor(const std::string& name) {
+  static const char* kPrefixes[] = {"vision_encoder.", "vision_language_adapter.", "patch_merger.",
+                                    "pre_mm_projector_norm.", "vision_tower.", "multi_modal_projector."};
+  for (const char* prefix : kPrefixes) {
+    if (name.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
 
 void CheckModelFolderPath(const std::string& path) {
   std::error_code error;
@@ -254,8 +255,12 @@ std::vector<uint8_t> UnpermuteHfRope(std::span<const uint8_t> hf_rows, int64_t n
   return native;
 }
 
-CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target, GgufDecode gguf_decode) {
+CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target, GgufDecode gguf_decode,
+                                          bool vision) {
   CheckpointTensors result;
+  if (vision && folder.layout != CheckpointLayout::kMistral) {
+    throw Unsupported(folder.path + ": bora reads vision towers from Mistral-native folders (params.json) only");
+  }
   if (folder.layout == CheckpointLayout::kGguf) {
     result.OpenGguf(folder, gguf_decode);
     return result;
@@ -271,8 +276,10 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_t
       if (hf) {
         name = HfToNativeName(info.name, path, params.hf_language_model_prefix);
         if (name.empty()) continue;
-      } else if (IsVisionTensor(name)) {
-        continue;
+      } else if (IsVisionTensor(name) != vision) {
+        if (vision || folder.params.vision) continue;
+        throw FormatError(path + ": tensor \"" + info.name + "\" belongs to a vision tower but " + folder.config_file +
+                          " has no vision_encoder block; does the config match the weights?");
       }
       std::smatch match;
       if (std::regex_match(name, match, kLayerIndex)) {
@@ -292,7 +299,7 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_t
     }
   }
   result.DequantizeFp8(folder, fp8_target);
-  if (hf) {
+  if (hf && !vision) {
     // Un-permute q/k rows so the model can use interleaved-pair RoPE for both layouts.
     for (int64_t layer = 0; layer < params.n_layers; ++layer) {
       for (const auto& [suffix, heads] : {std::pair<const char*, int64_t>{"wq", params.n_heads},

@@ -54,8 +54,11 @@ class CheckpointTensors {
   // product rounded to bf16, exact when the scale has at most 4 significant bits). Activation
   // scales are checked and dropped: CPU matmuls run on unquantized activations.
   // GGUF files are opened as `gguf_decode` says (see GgufDecode).
+  // `vision`: only the vision tower's tensors (vision_encoder.*, vision_language_adapter.*,
+  // patch_merger.*, pre_mm_projector_norm.*) of a Mistral-native folder; otherwise only the
+  // text model's.
   static CheckpointTensors Open(const ModelFolder& folder, DType fp8_target = DType::kBF16,
-                                GgufDecode gguf_decode = GgufDecode::kNative);
+                                GgufDecode gguf_decode = GgufDecode::kNative, bool vision = false);
 
   // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
   TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
@@ -106,6 +109,9 @@ class CheckpointTensors {
 // *.qscale_weight, *.activation_scale -> *.qscale_act.
 std::string HfToNativeName(const std::string& hf_name, const std::string& file_name,
                            bool language_model_prefix = false);
+
+// Whether a tensor name belongs to a vision tower (native or Hugging Face names).
+bool IsVisionTensor(const std::string& name);
 
 // float32 value of one FP8 byte (E4M3: bias 7, no infinities, 0x7F/0xFF NaN; E5M2: bias 15).
 float Fp8ToF32(uint8_t byte, bool e5m2);

@@ -200,6 +200,81 @@ WeightQuantization ParseMistralQuantization(const ConfigReader& reader, const Js
   return WeightQuantization::kFp8;
 }
 
+// The Pixtral vision encoder block; every key understood or refused by name.
+VisionParams ParseVisionEncoder(const ConfigReader& reader, const Json& block, const std::string& where) {
+  if (!block.is_object()) reader.Fail("\"" + where.substr(0, where.size() - 1) + "\" must be an object");
+  CheckKeys(reader, block, where,
+            {{"hidden_size", "num_channels", "image_size", "max_image_size", "patch_size", "intermediate_size",
+              "num_hidden_layers", "num_attention_heads", "rope_theta", "image_token_id", "image_break_token_id",
+              "image_end_token_id", "adapter_bias", "spatial_merge_size", "add_pre_mm_projector_layer_norm",
+              "mm_projector_id"},
+             {},
+             {}});
+  auto integer = [&](const char* key) { return reader.Int(block, key, where); };
+  auto has = [&](const char* key) { return Present(block, key) != nullptr; };
+  auto boolean = [&](const char* key, bool fallback) {
+    const Json* value = Present(block, key);
+    if (value == nullptr) return fallback;
+    if (!value->is_boolean()) reader.Fail(where + key + " must be true or false");
+    return value->get<bool>();
+  };
+  VisionParams v;
+  v.hidden_size = integer("hidden_size");
+  v.num_channels = has("num_channels") ? integer("num_channels") : 3;
+  v.image_size = integer("image_size");
+  v.patch_size = integer("patch_size");
+  v.intermediate_size = integer("intermediate_size");
+  v.num_hidden_layers = integer("num_hidden_layers");
+  v.num_attention_heads = integer("num_attention_heads");
+  if (const Json* theta = Present(block, "rope_theta")) {
+    if (!theta->is_number()) reader.Fail(where + "rope_theta must be a number");
+    v.rope_theta = theta->get<double>();
+  }
+  auto token = [&](const char* key) { return static_cast<int32_t>(std::clamp<int64_t>(integer(key), -1, kMaxVocab)); };
+  if (has("image_token_id")) v.image_token_id = token("image_token_id");
+  if (has("image_break_token_id")) v.image_break_token_id = token("image_break_token_id");
+  if (has("image_end_token_id")) v.image_end_token_id = token("image_end_token_id");
+  if (has("max_image_size")) v.max_image_size = integer("max_image_size");
+  v.adapter_bias = boolean("adapter_bias", true);
+  if (has("spatial_merge_size")) v.spatial_merge_size = integer("spatial_merge_size");
+  v.add_pre_mm_projector_layer_norm = boolean("add_pre_mm_projector_layer_norm", false);
+  if (const Json* projector = Present(block, "mm_projector_id")) {
+    const std::string id = projector->is_string() ? projector->get<std::string>() : "?";
+    if (id == "patch_merge") {
+      v.patch_merger = true;
+    } else if (!id.empty()) {
+      throw Unsupported(reader.file() + ": " + where + "mm_projector_id " + projector->dump() +
+                        " is not supported (bora knows \"\" and \"patch_merge\")");
+    }
+  }
+  auto positive = [&](int64_t value, const char* key, int64_t limit) {
+    if (value <= 0 || value > limit) {
+      reader.Fail(where + key + " = " + std::to_string(value) + " is out of range (1.." + std::to_string(limit) + ")");
+    }
+  };
+  positive(v.hidden_size, "hidden_size", kMaxDim);
+  positive(v.image_size, "image_size", 1 << 16);
+  positive(v.patch_size, "patch_size", 1024);
+  positive(v.intermediate_size, "intermediate_size", kMaxHidden);
+  positive(v.num_hidden_layers, "num_hidden_layers", kMaxLayers);
+  positive(v.num_attention_heads, "num_attention_heads", kMaxHeads);
+  positive(v.spatial_merge_size, "spatial_merge_size", 16);
+  if (v.num_channels != 3) {
+    throw Unsupported(reader.file() + ": " + where + "num_channels " + std::to_string(v.num_channels) +
+                      " is not supported (bora reads RGB images: 3)");
+  }
+  if (v.hidden_size % v.num_attention_heads != 0 || v.head_dim() % 4 != 0 || v.head_dim() > kMaxHeadDimension) {
+    reader.Fail(where + "hidden_size / num_attention_heads must be a multiple of 4 (2-D RoPE) up to " +
+                std::to_string(kMaxHeadDimension));
+  }
+  if (!std::isfinite(v.rope_theta) || v.rope_theta <= 1) reader.Fail(where + "rope_theta must be a number above 1");
+  if (v.max_image_size && (*v.max_image_size <= 0 || *v.max_image_size > (1 << 16))) {
+    reader.Fail(where + "max_image_size is out of range");
+  }
+  if (v.image_token_id < 0) reader.Fail(where + "image_token_id must be a token id");
+  return v;
+}
+
 }  // namespace
 
 bool ModelParams::HasSlidingWindow() const {
@@ -259,8 +334,17 @@ ModelParams ParseMistralParams(std::string_view json_text, const std::string& fi
   if (const Json* quantization = Present(root, "quantization")) {
     params.quantization = ParseMistralQuantization(reader, *quantization);
   }
-  if (Present(root, "vision_encoder") || Present(root, "multimodal")) {
-    params.notes.push_back(file_name + ": vision encoder skipped (bora reads text only until it reads images)");
+  if (const Json* vision = Present(root, "vision_encoder")) {
+    params.vision = ParseVisionEncoder(reader, *vision, "vision_encoder.");
+  }
+  if (const Json* multimodal = Present(root, "multimodal")) {
+    if (!multimodal->is_object()) reader.Fail("\"multimodal\" must be an object");
+    CheckKeys(reader, *multimodal, "multimodal.",
+              {{"vision_encoder_args"}, {}, {{"whisper_model_args", "an audio encoder (Voxtral)"}}});
+    if (const Json* vision = Present(*multimodal, "vision_encoder_args")) {
+      if (params.vision) reader.Fail("both \"vision_encoder\" and \"multimodal.vision_encoder_args\" are given");
+      params.vision = ParseVisionEncoder(reader, *vision, "multimodal.vision_encoder_args.");
+    }
   }
 
   const char* window_key = reader.Has("sliding_window") ? "sliding_window" : "_sliding_window";
@@ -589,7 +673,7 @@ ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_na
     }
     params.hf_language_model_prefix = true;
     if (Present(root, "vision_config")) {
-      params.notes.push_back(file_name + ": vision tower skipped (bora reads text only until it reads images)");
+      params.notes.push_back(file_name + ": vision tower not loaded (bora reads images with Mistral-native folders, params.json); this folder answers text only");
     }
   } else {
     params = ParseHfTextModel(reader, root, "", family);

@@ -36,6 +36,29 @@ struct Llama4Scaling {
   int64_t original_max_positions = 0;
 };
 
+// The Pixtral vision encoder of params.json (`vision_encoder`, or `multimodal.vision_encoder_args`).
+// Absent keys take mistral-inference's VisionEncoderArgs defaults (Pixtral 12B's file states only
+// nine of them): adapter_bias true, spatial_merge_size 1, no pre-projector norm, no patch merger.
+struct VisionParams {
+  int64_t hidden_size = 0;
+  int64_t num_channels = 3;
+  int64_t image_size = 0;          // sizes the 2-D RoPE table: image_size / patch_size per side
+  int64_t patch_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  double rope_theta = 1e4;
+  int32_t image_token_id = 10;
+  std::optional<int32_t> image_break_token_id;  // else the tokenizer's
+  std::optional<int32_t> image_end_token_id;
+  std::optional<int64_t> max_image_size;        // else the tokenizer's
+  bool adapter_bias = true;
+  int64_t spatial_merge_size = 1;
+  bool add_pre_mm_projector_layer_norm = false;
+  bool patch_merger = false;  // mm_projector_id "patch_merge"
+  int64_t head_dim() const { return num_attention_heads > 0 ? hidden_size / num_attention_heads : 0; }
+};
+
 // How the linear weights of a checkpoint are stored beyond plain floats.
 enum class WeightQuantization { kNone, kFp8 };
 
@@ -59,6 +82,8 @@ struct ModelParams {
   // kFp8: linear weights are F8_E4M3/F8_E5M2 with scales (params.json `quantization`,
   // config.json `quantization_config` quant_method fp8); others are refused when parsing.
   WeightQuantization quantization = WeightQuantization::kNone;
+  // Mistral-native folders with a vision encoder (Pixtral, Mistral Small 3.1+, Ministral 3).
+  std::optional<VisionParams> vision;
   // config.json Mistral3ForConditionalGeneration: tensors live under model.language_model.*.
   bool hf_language_model_prefix = false;
   // Parts of the checkpoint skipped on purpose (the vision encoder until bora reads images), one

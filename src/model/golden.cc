@@ -66,7 +66,7 @@ double MaxAbsDiff(const float* a, const float* b, size_t count) {
 
 }  // namespace
 
-GoldenSet ReadGoldenSet(const std::string& golden_dir) {
+GoldenSet ReadGoldenSet(const std::string& golden_dir, bool with_images) {
   fs::path dir(golden_dir);
   fs::path json_path = dir / "golden.json";
   std::ifstream in(json_path);
@@ -92,9 +92,9 @@ GoldenSet ReadGoldenSet(const std::string& golden_dir) {
     GoldenCase golden;
     golden.name = entry.value("name", "case" + std::to_string(set.cases.size()));
     // A case bora cannot run is an error, never a skip.
-    if (entry.contains("images") && entry["images"].is_array() && !entry["images"].empty()) {
+    if (!with_images && entry.contains("images") && entry["images"].is_array() && !entry["images"].empty()) {
       throw Unsupported(json_path.string() + ": case " + golden.name +
-                        " feeds images, which bora does not read yet (text-only models and cases only)");
+                        " feeds images; check it with the vision golden reader (bora check-golden REF_DIR)");
     }
     golden.prompt_tokens = ReadTokens(entry.value("prompt_tokens", Json()), golden.name + ".prompt_tokens", json_path);
     golden.greedy_tokens = ReadTokens(entry.value("greedy_tokens", Json()), golden.name + ".greedy_tokens", json_path);
@@ -129,7 +129,7 @@ GoldenQuality MeasureGoldenQuality(Transformer& model, const GoldenCase& golden)
   tokens.insert(tokens.end(), golden.greedy_tokens.begin(), golden.greedy_tokens.end());
   std::vector<float> logits(static_cast<size_t>(rows * vocab));
   ContiguousKvCache cache = model.NewCache();
-  model.Forward(tokens, cache, logits, true);
+  model.Forward(tokens, cache, logits, true, nullptr, ImageRows{golden.image_rows, golden.image_token});
   GoldenQuality quality;
   quality.name = golden.name;
   quality.rows = rows;
@@ -193,7 +193,15 @@ GoldenCaseResult RunGoldenCase(Transformer& model, const GoldenCase& golden, int
   auto prefill = [&](KvCache& cache, int64_t step) {
     for (int64_t start = 0; start < prompt; start += step) {
       int64_t count = std::min(step, prompt - start);
-      model.Forward(tokens.subspan(start, count), cache, std::span<float>(logits).subspan(start * vocab), true);
+      const std::span<const int32_t> chunk = tokens.subspan(start, count);
+      ImageRows images;
+      if (!golden.image_rows.empty()) {
+        const int64_t dim = model.params().dim;
+        const int64_t before = CountImageTokens(tokens.subspan(0, start), golden.image_token);
+        const int64_t here = CountImageTokens(chunk, golden.image_token);
+        images = {std::span<const float>(golden.image_rows).subspan(before * dim, here * dim), golden.image_token};
+      }
+      model.Forward(chunk, cache, std::span<float>(logits).subspan(start * vocab), true, nullptr, images);
     }
     return MaxAbsDiff(logits.data(), golden.prefill_logits.data(), logits.size());
   };

@@ -22,6 +22,9 @@ struct GoldenCase {
   std::vector<int32_t> greedy_tokens;
   std::vector<float> prefill_logits;  // [prompt, vocab]
   std::vector<float> decode_logits;   // [greedy_tokens, vocab]: row i fed greedy_tokens[i]
+  // Multimodal cases: the embeddings of every [IMG] token of the prompt, in order [k, dim].
+  std::vector<float> image_rows;
+  int32_t image_token = -1;
 };
 
 // How far Mistral's reference drifts from the f32 goldens when it computes in bf16
@@ -37,8 +40,9 @@ struct GoldenSet {
   std::optional<Bf16Drift> bf16_drift;
 };
 
-// Reads golden.json and its .bin files from `golden_dir`; throws FormatError/IoError.
-GoldenSet ReadGoldenSet(const std::string& golden_dir);
+// Reads golden.json and its .bin files from `golden_dir`; throws FormatError/IoError. Cases that
+// feed images are refused unless `with_images` (the caller then attaches their image rows).
+GoldenSet ReadGoldenSet(const std::string& golden_dir, bool with_images = false);
 
 struct GoldenPathResult {
   std::string path;  // "one-shot", "chunked-5", "token-by-token", "decode"

@@ -70,9 +70,14 @@ uint64_t Transformer::streamed_weight_count() {
   }));
 }
 
+int64_t CountImageTokens(std::span<const int32_t> tokens, int32_t image_token) {
+  return std::count(tokens.begin(), tokens.end(), image_token);
+}
+
 void Transformer::Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
-                          bool all_positions, const LoraAdapter* lora) {
+                          bool all_positions, const LoraAdapter* lora, ImageRows images) {
   BatchItem item;
+  item.images = images;
   item.tokens = tokens;
   item.cache = &cache;
   item.logits = logits;
@@ -120,6 +125,17 @@ void Transformer::RunBatch(std::span<const BatchItem> items, bool root) {
                               std::to_string(p.vocab_size) + ")");
       }
     }
+    if (!item.images.empty()) {
+      if (group_ != nullptr || !root) {
+        throw Unsupported("images under tensor parallelism (mpirun) are not supported yet; run one process");
+      }
+      const int64_t placeholders = CountImageTokens(item.tokens, item.images.token);
+      if (static_cast<int64_t>(item.images.rows.size()) != placeholders * p.dim) {
+        throw InvalidArgument("image embeddings do not match the prompt's image tokens (" +
+                              std::to_string(item.images.rows.size() / std::max<int64_t>(p.dim, 1)) + " rows for " +
+                              std::to_string(placeholders) + " tokens)");
+      }
+    }
     const int64_t rows_out = !item.hidden.empty() ? 0 : item.all_positions ? count : 1;
     if (!item.hidden.empty() && item.hidden.size() < static_cast<size_t>(count * p.dim)) {
       throw InvalidArgument("hidden-state buffer too small");
@@ -159,7 +175,16 @@ void Transformer::RunBatch(std::span<const BatchItem> items, bool root) {
 
   int64_t row = 0;
   for (const BatchItem& item : items) {
-    for (int32_t id : item.tokens) ops::MatrixRowToF32(weights_.tok_embeddings, id, a.residual.data() + row++ * p.dim);
+    const float* image_row = item.images.empty() ? nullptr : item.images.rows.data();
+    for (int32_t id : item.tokens) {
+      float* out = a.residual.data() + row++ * p.dim;
+      if (image_row != nullptr && id == item.images.token) {
+        std::copy_n(image_row, p.dim, out);
+        image_row += p.dim;
+      } else {
+        ops::MatrixRowToF32(weights_.tok_embeddings, id, out);
+      }
+    }
   }
   for (int64_t layer = 0; layer < p.n_layers; ++layer) {
     const LayerWeights& w = weights_.layers[layer];

@@ -36,6 +36,18 @@ struct LoadOptions {
   ShardLayout shard;
 };
 
+// Multimodal input of one forward call: rows [k, dim] that replace, in order, the embeddings of
+// the call's tokens equal to `token` (the [IMG] placeholders; k must equal their count). Other
+// tokens, [IMG_BREAK] and [IMG_END] included, embed as usual.
+struct ImageRows {
+  std::span<const float> rows;
+  int32_t token = -1;
+  bool empty() const { return rows.empty(); }
+};
+
+// How many of `tokens` are `image_token` (where a chunk's image rows start).
+int64_t CountImageTokens(std::span<const int32_t> tokens, int32_t image_token);
+
 // One sequence's share of a batched forward call: its new tokens, its own KV cache (advanced
 // by the call), and where its logits go ([tokens, vocab] when all_positions, else [vocab]).
 struct BatchItem {
@@ -50,6 +62,8 @@ struct BatchItem {
   // low-rank terms are added on this item's rows only; the base products still run once over
   // every row of the batch.
   const LoraAdapter* lora = nullptr;
+  // Image embeddings for this item's [IMG] tokens (see ImageRows).
+  ImageRows images;
 };
 
 class Transformer {
@@ -88,8 +102,9 @@ class Transformer {
   // into calls (one-shot, chunks, token by token) gives the same logits.
   // Throws InvalidArgument for ids outside the vocabulary, ResourceExhausted past the context.
   // With `lora`: y = W x + scaling * B (A x) on every adapted linear.
+  // With `images`: the [IMG] tokens take those rows instead of their embeddings.
   void Forward(std::span<const int32_t> tokens, KvCache& cache, std::span<float> logits,
-               bool all_positions, const LoraAdapter* lora = nullptr);
+               bool all_positions, const LoraAdapter* lora = nullptr, ImageRows images = {});
 
   // Several sequences in one pass (continuous batching): the matrix products run over the rows
   // of every item together, attention and RoPE per item over its own cache. Each item's logits
