@@ -37,23 +37,47 @@ Content MergeTextChunks(const Content& content, InstructVersion version) {
   return merged;
 }
 
+// mistral-common's _aggregate_user_messages: runs of text (strings and text chunks) are joined
+// with "\n\n"; an image closes the run before it. Without images the content is a string.
 Message AggregateUsers(const std::vector<const Message*>& group, InstructVersion version) {
+  (void)version;
   std::vector<std::string> texts;
+  std::vector<ContentChunk> chunks;
+  auto flush = [&] {
+    if (texts.empty()) return;
+    ContentChunk text;
+    for (size_t i = 0; i < texts.size(); ++i) text.text += (i > 0 ? "\n\n" : "") + texts[i];
+    chunks.push_back(std::move(text));
+    texts.clear();
+  };
+  bool images = false;
   for (const Message* message : group) {
     if (!message->content.is_chunks) {
       texts.push_back(message->content.text);
-    } else {
-      for (const auto& chunk : message->content.chunks) texts.push_back(chunk.text);
+      continue;
     }
-  }
-  std::string joined;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    if (i > 0) joined += "\n\n";
-    joined += texts[i];
+    for (const auto& chunk : message->content.chunks) {
+      if (chunk.type == ContentChunk::Type::kImage) {
+        flush();
+        chunks.push_back(chunk);
+        images = true;
+      } else {
+        texts.push_back(chunk.text);
+      }
+    }
   }
   Message user;
   user.role = Role::kUser;
-  user.content = Content::Text(std::move(joined));
+  if (!images) {
+    std::string joined;
+    for (size_t i = 0; i < texts.size(); ++i) joined += (i > 0 ? "\n\n" : "") + texts[i];
+    user.content = Content::Text(std::move(joined));
+    return user;
+  }
+  flush();
+  user.content.present = true;
+  user.content.is_chunks = true;
+  user.content.chunks = std::move(chunks);
   return user;
 }
 
@@ -91,7 +115,9 @@ Message AggregateAssistants(const std::vector<const Message*>& group, InstructVe
       if (content.is_chunks) {
         merged.chunks.insert(merged.chunks.end(), content.chunks.begin(), content.chunks.end());
       } else {
-        merged.chunks.push_back({ContentChunk::Type::kText, content.text, true});
+        ContentChunk text;
+        text.text = content.text;
+        merged.chunks.push_back(std::move(text));
       }
     }
     assistant.content = std::move(merged);

@@ -1,6 +1,7 @@
 // Parsing of chat/FIM request JSON into mistral-common's message model, with typed errors.
 #include "tokenizer/chat_request.h"
 
+#include "base/base64.h"
 #include "base/error.h"
 
 namespace bora::tokenizer {
@@ -57,7 +58,42 @@ std::string ThinkingText(const OrderedJson& value, const std::string& where) {
   return text;
 }
 
-Content ParseContent(const OrderedJson& value, const std::string& where) {
+// Decodes the image a data: URL (or bare base64) carries, naming `where` in every error.
+std::shared_ptr<const image::RgbImage> DecodeImageChunk(const std::string& source, const std::string& where,
+                                                        const ImageRequestLimits& limits, bool bare_base64) {
+  std::string_view payload = source;
+  if (source.rfind("data:", 0) == 0) {
+    const size_t comma = source.find(',');
+    const std::string_view header = std::string_view(source).substr(0, comma == std::string::npos ? 0 : comma);
+    if (comma == std::string::npos || header.find(";base64") == std::string_view::npos) {
+      Fail(where, "a data: URL must be base64 (data:image/png;base64,...)");
+    }
+    if (header.rfind("data:image/", 0) != 0) Fail(where, "the data: URL is not an image (expected data:image/...)");
+    payload = std::string_view(source).substr(comma + 1);
+  } else if (!bare_base64) {
+    const bool remote = source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0;
+    Fail(where, remote ? "remote image URLs are not fetched by this server; send the image inline as a "
+                         "data:image/...;base64 URL"
+                       : "unsupported image URL scheme (send a data:image/...;base64 URL)");
+  }
+  // Encoded size check before decoding (base64 is 4/3 of the bytes).
+  if (static_cast<int64_t>(payload.size()) / 4 * 3 > limits.image.max_bytes + 3) {
+    Fail(where, "image of about " + std::to_string(payload.size() / 4 * 3) + " bytes exceeds the limit of " +
+                    std::to_string(limits.image.max_bytes) + " bytes");
+  }
+  const std::optional<std::string> bytes = Base64Decode(payload);
+  if (!bytes) Fail(where, "the image is not valid base64");
+  try {
+    return std::make_shared<const image::RgbImage>(image::DecodeImage(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), limits.image));
+  } catch (const InvalidArgument& e) {
+    Fail(where, e.what());
+  }
+}
+
+
+Content ParseContent(const OrderedJson& value, const std::string& where, const ImageRequestLimits& limits,
+                     int& images) {
   if (value.is_null()) return Content::None();
   if (value.is_string()) return Content::Text(value.get<std::string>());
   if (!value.is_array())
@@ -87,10 +123,29 @@ Content ParseContent(const OrderedJson& value, const std::string& where) {
         if (!closed->is_boolean()) Fail(item_where + ".closed", "expected a boolean");
         chunk.closed = closed->get<bool>();
       }
-    } else if (type == "image_url" || type == "image" || type == "input_audio" ||
-               type == "audio_url") {
+    } else if (type == "image_url" || type == "image") {
+      if (++images > limits.max_images) {
+        Fail(item_where, "more than " + std::to_string(limits.max_images) + " images in one request");
+      }
+      auto payload = item.find(type);
+      if (payload == item.end() || payload->is_null()) Fail(item_where, "missing '" + type + "'");
+      std::string source;
+      if (payload->is_object()) {
+        auto url = payload->find("url");
+        if (url == payload->end()) Fail(item_where + "." + type, "missing 'url'");
+        source = RequireString(*url, item_where + "." + type + ".url");
+        if (auto detail = payload->find("detail"); detail != payload->end() && !detail->is_null()) {
+          RequireString(*detail, item_where + "." + type + ".detail");  // OpenAI's hint; Pixtral reads every pixel
+        }
+      } else {
+        source = RequireString(*payload, item_where + "." + type);
+      }
+      chunk.type = ContentChunk::Type::kImage;
+      chunk.where = item_where;
+      chunk.image = DecodeImageChunk(source, item_where, limits, type == "image");
+    } else if (type == "input_audio" || type == "audio_url") {
       throw Unsupported("invalid request: " + item_where + ": '" + type +
-                        "' chunks are not supported (bora serves text-only models)");
+                        "' chunks are not supported (bora reads text and images)");
     } else {
       Fail(item_where, "unknown content chunk type '" + type + "'");
     }
@@ -124,7 +179,8 @@ ToolCall ParseToolCall(const OrderedJson& value, const std::string& where) {
   return call;
 }
 
-Message ParseMessage(const OrderedJson& value, const std::string& where, ValidationMode mode) {
+Message ParseMessage(const OrderedJson& value, const std::string& where, ValidationMode mode,
+                     const ImageRequestLimits& limits, int& images) {
   if (!value.is_object()) Fail(where, "expected a message object");
   auto role_it = value.find("role");
   if (role_it == value.end()) Fail(where, "missing 'role'");
@@ -142,7 +198,7 @@ Message ParseMessage(const OrderedJson& value, const std::string& where, Validat
     Fail(where + ".role", "unknown role '" + role + "' (expected system, user, assistant or tool)");
   }
   auto content_it = value.find("content");
-  if (content_it != value.end()) message.content = ParseContent(*content_it, where + ".content");
+  if (content_it != value.end()) message.content = ParseContent(*content_it, where + ".content", limits, images);
   if (message.role != Role::kAssistant && !message.content.present) {
     Fail(where + ".content", "a " + role + " message must have content");
   }
@@ -214,6 +270,14 @@ std::string RoleName(Role role) {
   return "?";
 }
 
+bool Content::has_images() const {
+  if (!is_chunks) return false;
+  for (const auto& chunk : chunks) {
+    if (chunk.type == ContentChunk::Type::kImage) return true;
+  }
+  return false;
+}
+
 bool Content::has_thinking() const {
   if (!is_chunks) return false;
   for (const auto& chunk : chunks) {
@@ -232,7 +296,8 @@ std::string Content::JoinedText(const std::string& separator) const {
   return joined;
 }
 
-ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode) {
+ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode, const ImageRequestLimits& limits) {
+  int images = 0;
   if (!body.is_object()) Fail("request", "expected a JSON object");
   ChatRequest request;
   auto messages = body.find("messages");
@@ -240,7 +305,7 @@ ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode) {
   if (!messages->is_array()) Fail("messages", "expected a list of messages");
   for (size_t i = 0; i < messages->size(); ++i) {
     request.messages.push_back(
-        ParseMessage((*messages)[i], "messages[" + std::to_string(i) + "]", mode));
+        ParseMessage((*messages)[i], "messages[" + std::to_string(i) + "]", mode, limits, images));
   }
   auto tools = body.find("tools");
   if (tools != body.end() && !tools->is_null()) {

@@ -1,10 +1,12 @@
 // Chat and FIM requests as mistral-common models them, parsed from the JSON both APIs send.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "image/image.h"
 #include "tokenizer/python_json.h"
 
 namespace bora::tokenizer {
@@ -19,13 +21,15 @@ enum class ValidationMode {
   kFinetuning,
 };
 
-// One piece of message content. Only text and thinking chunks are supported; image and audio
-// chunks are rejected when parsed (bora serves text models).
+// One piece of message content: text, thinking, or an image (decoded when parsed, so a bad
+// image is an error naming its chunk). Audio chunks are refused when parsed.
 struct ContentChunk {
-  enum class Type { kText, kThinking };
+  enum class Type { kText, kThinking, kImage };
   Type type = Type::kText;
   std::string text;
   bool closed = true;  // thinking chunks only: false omits the closing [/THINK]
+  std::shared_ptr<const image::RgbImage> image;  // kImage
+  std::string where;                             // kImage: the chunk's place in the request
 };
 
 // Message content: absent (assistant without text), a plain string, or a chunk list.
@@ -40,6 +44,7 @@ struct Content {
   // Python truthiness: a non-empty string or a non-empty chunk list.
   bool truthy() const { return present && (is_chunks ? !chunks.empty() : !text.empty()); }
   bool has_thinking() const;
+  bool has_images() const;
   // Text chunks joined with `separator` (thinking chunks must not be present).
   std::string JoinedText(const std::string& separator = "\n\n") const;
 };
@@ -76,10 +81,20 @@ struct FimRequest {
   std::optional<std::string> suffix;
 };
 
+// Limits on the images of one request.
+struct ImageRequestLimits {
+  image::ImageLimits image;  // per image: encoded bytes, pixels
+  int max_images = 8;        // image chunks per request
+};
+
 // Parses the chat part of a request body (`messages`, `tools`, `continue_final_message`;
 // other fields are ignored). In serving mode the OpenAI role `developer` means `system`.
-// Throws InvalidArgument with a message naming the offending field.
-ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode);
+// Image chunks: {"type": "image_url", "image_url": "data:image/...;base64,..." | {"url": ...,
+// "detail": ...}} (Mistral and OpenAI forms) and {"type": "image", "image": base64 or data URL};
+// only data: URLs are read (remote URLs are refused: the server never fetches them).
+// Throws InvalidArgument with a message naming the offending field (and, for images, the
+// chunk and what is wrong with the image).
+ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode, const ImageRequestLimits& limits = {});
 
 // Parses `prompt` and optional `suffix`. Throws InvalidArgument.
 FimRequest ParseFimRequest(const OrderedJson& body);

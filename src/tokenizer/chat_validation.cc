@@ -269,14 +269,19 @@ void ValidateMessageContent(const std::vector<Message>& messages, InstructVersio
         if (message.content.has_thinking() && version < InstructVersion::kV13) {
           Reject("thinking chunks need instruct version v13 or later");
         }
+        if (message.content.has_images() && version < InstructVersion::kV3) {
+          Reject("image chunks need instruct version v3 or later");
+        }
         break;
       case Role::kSystem:
         if (!message.content.present) Reject("System prompt must have content");
+        if (message.content.has_images()) Reject("image chunks are only allowed in user messages");
         if (message.content.has_thinking() && version < InstructVersion::kV13) {
           Reject("thinking chunks need instruct version v13 or later");
         }
         break;
       case Role::kTool:
+        if (message.content.has_images()) Reject("image chunks are only allowed in user messages");
         if (message.name && !IsValidFunctionName(*message.name)) Reject(NameError(*message.name));
         if (RequiresCallIds(version)) {
           if (!message.tool_call_id) Reject("Tool call id has to be defined.");
@@ -287,6 +292,7 @@ void ValidateMessageContent(const std::vector<Message>& messages, InstructVersio
         }
         break;
       case Role::kAssistant: {
+        if (message.content.has_images()) Reject("image chunks are only allowed in user messages");
         bool has_calls = message.tool_calls && !message.tool_calls->empty();
         if (!AllowsContentAndCalls(version) && message.content.truthy() == has_calls) {
           Reject("Assistant message must have either content or tool_calls, but not both.");

@@ -109,9 +109,9 @@ std::vector<int32_t> InstructEncoder::EncodeToolsBlock(const InstructRequest& re
   return out;
 }
 
-std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message,
-                                                 const InstructRequest& request, bool is_first,
-                                                 bool is_last) const {
+std::vector<int32_t> InstructEncoder::EncodeUser(
+    const Message& message, const InstructRequest& request, bool is_first, bool is_last,
+    std::vector<std::shared_ptr<const image::PreprocessedImage>>& images) const {
   const std::string& content = message.content.text;
   if (version_ == InstructVersion::kV1) {
     std::string text = is_first && request.system_prompt && !request.system_prompt->empty()
@@ -123,9 +123,43 @@ std::vector<int32_t> InstructEncoder::EncodeUser(const Message& message,
   out.push_back(ids_.begin_inst);
   bool with_system = is_last && version_ <= InstructVersion::kV3 && request.system_prompt &&
                      !request.system_prompt->empty();
+  if (message.content.is_chunks && message.content.has_images()) {
+    // InstructTokenizerV3.encode_user_content: exactly [text, image] is encoded image first; the
+    // v3 system prompt and "\n\n" go before the first chunk, encoded on their own before an image.
+    std::vector<const ContentChunk*> chunks;
+    for (const ContentChunk& chunk : message.content.chunks) chunks.push_back(&chunk);
+    if (chunks.size() == 2 && chunks[0]->type == ContentChunk::Type::kText &&
+        chunks[1]->type == ContentChunk::Type::kImage) {
+      std::swap(chunks[0], chunks[1]);
+    }
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const std::string prefix = i == 0 && with_system ? *request.system_prompt + "\n\n" : "";
+      if (chunks[i]->type == ContentChunk::Type::kImage) {
+        if (!prefix.empty()) Append(out, prefix);
+        AppendImage(out, *chunks[i], images);
+      } else {
+        Append(out, prefix + chunks[i]->text);
+      }
+    }
+    out.push_back(ids_.end_inst);
+    return out;
+  }
   Append(out, with_system ? *request.system_prompt + "\n\n" + content : content);
   out.push_back(ids_.end_inst);
   return out;
+}
+
+void InstructEncoder::AppendImage(std::vector<int32_t>& out, const ContentChunk& chunk,
+                                  std::vector<std::shared_ptr<const image::PreprocessedImage>>& images) const {
+  const std::optional<image::ImageConfig>& config = tokenizer_.image_config();
+  if (!config) {
+    throw InvalidArgument("invalid request: " + chunk.where +
+                          ": this model's tokenizer has no image settings, so it does not read images");
+  }
+  auto preprocessed = std::make_shared<image::PreprocessedImage>(image::PreprocessImage(*chunk.image, *config));
+  const std::vector<int32_t> ids = image::ImageTokenIds(preprocessed->grid, *config);
+  out.insert(out.end(), ids.begin(), ids.end());
+  images.push_back(std::move(preprocessed));
 }
 
 std::vector<int32_t> InstructEncoder::EncodeToolCalls(const std::vector<ToolCall>& calls) const {
@@ -268,7 +302,7 @@ std::vector<InstructSegment> InstructEncoder::EncodeInstructSegments(
     }
   }
   std::vector<InstructSegment> segments;
-  segments.push_back({Kind::kBos, -1, {tokenizer_.bos_id()}});
+  segments.push_back({Kind::kBos, -1, {tokenizer_.bos_id()}, {}});
   for (int i = 0; i < count; ++i) {
     const Message& message = request.messages[i];
     const bool is_final = i == count - 1;
@@ -279,25 +313,26 @@ std::vector<InstructSegment> InstructEncoder::EncodeInstructSegments(
     switch (message.role) {
       case Role::kUser: {
         auto tools = EncodeToolsBlock(request, i == first_user, i == last_user);
-        if (!tools.empty()) segments.push_back({Kind::kAvailableTools, -1, std::move(tools)});
-        segments.push_back(
-            {Kind::kUser, i, EncodeUser(message, request, i == first_user, i == last_user)});
+        if (!tools.empty()) segments.push_back({Kind::kAvailableTools, -1, std::move(tools), {}});
+        InstructSegment user{Kind::kUser, i, {}, {}};
+        user.ids = EncodeUser(message, request, i == first_user, i == last_user, user.images);
+        segments.push_back(std::move(user));
         break;
       }
       case Role::kTool:
-        segments.push_back({Kind::kToolResult, i, EncodeTool(message, i < last_user)});
+        segments.push_back({Kind::kToolResult, i, EncodeTool(message, i < last_user), {}});
         break;
       case Role::kAssistant:
         segments.push_back(
             {Kind::kAssistant, i,
-             EncodeAssistant(message, i < last_user, request.continue_final_message && is_final)});
+             EncodeAssistant(message, i < last_user, request.continue_final_message && is_final), {}});
         break;
       case Role::kSystem:
         if (version_ < InstructVersion::kV7) {
           throw InvalidArgument(
               "invalid request: system messages must be normalised away before v7");
         }
-        segments.push_back({Kind::kSystem, i, EncodeSystem(message)});
+        segments.push_back({Kind::kSystem, i, EncodeSystem(message), {}});
         break;
     }
   }
@@ -309,6 +344,7 @@ Tokenized InstructEncoder::EncodeInstruct(const InstructRequest& request) const 
   const int count = static_cast<int>(request.messages.size());
   for (auto& segment : EncodeInstructSegments(request)) {
     result.ids.insert(result.ids.end(), segment.ids.begin(), segment.ids.end());
+    result.images.insert(result.images.end(), segment.images.begin(), segment.images.end());
     if (segment.kind == InstructSegment::Kind::kAssistant && segment.message_index == count - 1) {
       result.prefix_ids = std::move(segment.ids);
     }

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "image/preprocess.h"
 #include "tokenizer/chat_request.h"
 #include "tokenizer/instruct_version.h"
 #include "tokenizer/tokenizer.h"
@@ -18,6 +20,9 @@ struct Tokenized {
   // Tokens of the final assistant message when the request ends with one (prefix or
   // continue_final_message): the model continues them.
   std::optional<std::vector<int32_t>> prefix_ids;
+  // The request's images in the order of their [IMG] blocks in `ids`, preprocessed for the
+  // vision encoder (mistral-common's Tokenized.images).
+  std::vector<std::shared_ptr<const image::PreprocessedImage>> images;
 };
 
 // The request after mistral-common's normalisation (merged roles, system prompt extracted for
@@ -40,6 +45,7 @@ struct InstructSegment {
   Kind kind = Kind::kBos;
   int message_index = -1;  // into InstructRequest::messages; -1 for the BOS and the tools block
   std::vector<int32_t> ids;
+  std::vector<std::shared_ptr<const image::PreprocessedImage>> images;  // user segments with images
 };
 
 // The debug rendering of `ids` as mistral-common's Tokenized.text.
@@ -79,7 +85,11 @@ class InstructEncoder {
   std::vector<int32_t> EncodeToolsBlock(const InstructRequest& request, bool is_first,
                                         bool is_last) const;
   std::vector<int32_t> EncodeUser(const Message& message, const InstructRequest& request,
-                                  bool is_first, bool is_last) const;
+                                  bool is_first, bool is_last,
+                                  std::vector<std::shared_ptr<const image::PreprocessedImage>>& images) const;
+  // The [IMG]/[IMG_BREAK]/[IMG_END] ids of one image chunk, its preprocessed pixels to `images`.
+  void AppendImage(std::vector<int32_t>& out, const ContentChunk& chunk,
+                   std::vector<std::shared_ptr<const image::PreprocessedImage>>& images) const;
   std::vector<int32_t> EncodeAssistant(const Message& message, bool before_last_user,
                                        bool continue_message) const;
   std::vector<int32_t> EncodeTool(const Message& message, bool before_last_user) const;

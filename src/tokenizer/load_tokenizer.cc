@@ -77,6 +77,16 @@ LoadedTokenizer LoadNamed(const std::string& path, std::optional<InstructVersion
                       "folder's tokenizer.model* or tekken.json (Mistral ships one of them)");
   } else {
     loaded.tokenizer = read_sentencepiece();
+    // mistral-common's MultiModalVersion: a "vNmM" suffix gives image settings (m1: patch 16,
+    // images up to 1024 pixels a side).
+    static const std::regex kMultimodal(R"(.*\.v\d+(m\d+))");
+    std::smatch multimodal;
+    if (std::regex_match(name, multimodal, kMultimodal)) {
+      if (multimodal[1].str() != "m1") {
+        throw Unsupported(path + ": multimodal version " + multimodal[1].str() + " is not known (bora knows m1)");
+      }
+      loaded.tokenizer->SetImageConfig(16, 1024, 1, path);
+    }
     if (auto version = VersionFromSuffix(name)) {
       loaded.version = {
           *version, "SentencePiece file name suffix \"" + name.substr(name.rfind('.') + 1) + "\""};

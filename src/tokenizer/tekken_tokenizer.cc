@@ -676,6 +676,29 @@ std::unique_ptr<TekkenTokenizer> ParseTekkenTokenizer(std::string_view json_text
   tokenizer->eos_id_ = lookup("</s>");
   tokenizer->unk_id_ = lookup("<unk>");
   tokenizer->pad_id_ = lookup("<pad>");
+
+  // Image settings (mistral-common ImageConfig): image_patch_size, max_image_size,
+  // spatial_merge_size (default 1); any other key is refused.
+  const auto image_it = root.find("image") != root.end() && !root.find("image")->is_null() ? root.find("image")
+                                                                                          : root.find("multimodal");
+  if (image_it != root.end() && !image_it->is_null() && !image_it->empty()) {
+    const Json& image = *image_it;
+    if (!image.is_object()) throw fail("the image config must be an object");
+    for (const auto& [key, value] : image.items()) {
+      if (key != "image_patch_size" && key != "max_image_size" && key != "spatial_merge_size") {
+        throw fail("image config key \"" + key + "\" is not understood (bora knows image_patch_size, "
+                   "max_image_size, spatial_merge_size)");
+      }
+      if (!value.is_number_integer() || value.get<int64_t>() <= 0 || value.get<int64_t>() > (1 << 16)) {
+        throw fail("image config " + key + " must be a positive integer");
+      }
+    }
+    if (!image.contains("image_patch_size") || !image.contains("max_image_size")) {
+      throw fail("the image config needs image_patch_size and max_image_size");
+    }
+    tokenizer->SetImageConfig(image.at("image_patch_size").get<int64_t>(), image.at("max_image_size").get<int64_t>(),
+                              image.value("spatial_merge_size", int64_t{1}), source);
+  }
   return tokenizer;
 }
 

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "image/preprocess.h"
+
 namespace bora::tokenizer {
 
 enum class Backend { kSentencePiece, kTekken };
@@ -72,6 +74,17 @@ class Tokenizer {
   virtual int32_t unk_id() const = 0;
   // -1 when the file has no padding token (SentencePiece files).
   virtual int32_t pad_id() const = 0;
+
+  // How images become tokens: the Tekken file's `image` (or older `multimodal`) block, or the
+  // SentencePiece `m1` file-name suffix; none when the tokenizer does not encode images.
+  const std::optional<image::ImageConfig>& image_config() const { return image_config_; }
+  // Sets the image settings, looking up [IMG], [IMG_BREAK] and [IMG_END]; throws FormatError
+  // when the file lacks one of them.
+  void SetImageConfig(int64_t patch_size, int64_t max_image_size, int64_t spatial_merge_size,
+                      const std::string& source);
+
+ private:
+  std::optional<image::ImageConfig> image_config_;
 };
 
 }  // namespace bora::tokenizer
