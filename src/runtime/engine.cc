@@ -23,8 +23,11 @@ struct Engine::Sequence {
            std::shared_ptr<const GenerationRequest> request_in, int choice,
            model::Transformer& model, model::KvBlockPool& pool,
            const tokenizer::Tokenizer* tokenizer, uint64_t seed, uint64_t arrival_in,
-           std::shared_ptr<const constraint::TokenVocabulary> vocabulary)
+           std::shared_ptr<const constraint::TokenVocabulary> vocabulary, int32_t image_token_in,
+           std::shared_ptr<std::vector<float>> image_rows_in)
       : stream(std::move(stream_in)),
+        image_token(image_token_in),
+        image_rows(std::move(image_rows_in)),
         request(std::move(request_in)),
         index(choice),
         cache(pool, model.shard_params(), model.context_length()),
@@ -41,6 +44,25 @@ struct Engine::Sequence {
         static_cast<int64_t>(request->prompt.size()) + request->max_tokens, model.context_length());
     tokens.reserve(static_cast<size_t>(most + 1));
     tokens.insert(tokens.end(), request->prompt.begin(), request->prompt.end());
+    if (!request->images.empty()) {
+      // Prefix-cache keys: the ids, with each [IMG] position replaced by a negative id derived
+      // from its image's content and its index inside the image, so KV computed for another
+      // image behind the same ids is never reused (text before the first image still is).
+      keys.reserve(tokens.capacity());
+      keys = tokens;
+      size_t image = 0;
+      int64_t in_image = 0;
+      for (int32_t& key : keys) {
+        if (key != image_token || image >= request->images.size()) continue;
+        uint64_t mixed = request->images[image]->digest ^ (static_cast<uint64_t>(in_image) * 0x9E3779B97F4A7C15ull);
+        mixed = (mixed ^ (mixed >> 31)) * 0xBF58476D1CE4E5B9ull;
+        key = -1 - static_cast<int32_t>((mixed >> 33) & 0x3FFFFFFF);
+        if (++in_image == request->images[image]->image_tokens()) {
+          ++image;
+          in_image = 0;
+        }
+      }
+    }
     if (tokenizer != nullptr) detokenizer.emplace(*tokenizer);
     // An adapter changes the KV of the same tokens: its blocks live under its own prefix root.
     if (request->lora) cache.SetPrefixRoot(request->lora->fingerprint);
@@ -51,7 +73,15 @@ struct Engine::Sequence {
 
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - cache.position(); }
 
+  // The ids the prefix cache keys this sequence by: `tokens`, or `keys` when it has images.
+  std::span<const int32_t> prefix_keys() const { return keys.empty() ? tokens : keys; }
+
   std::shared_ptr<RequestStream> stream;
+  int32_t image_token;  // the vision encoder's [IMG] id (-1 without one)
+  // [IMG] rows [image tokens, dim] of the request's images, shared by its choices; computed
+  // on the engine thread before the first prefill chunk that needs them.
+  std::shared_ptr<std::vector<float>> image_rows;
+  std::vector<int32_t> keys;  // prefix-cache keys with image positions replaced (images only)
   std::shared_ptr<const GenerationRequest> request;  // shared by the request's choices
   int index;
   model::PagedKvCache cache;
@@ -185,6 +215,25 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
       throw InvalidArgument(std::string("the LoRA adapter does not fit this model: ") + e.what());
     }
   }
+  if (!request.images.empty()) {
+    if (options_.vision == nullptr) {
+      throw InvalidArgument("this model does not read images (its folder has no vision encoder)");
+    }
+    const vision::VisionEncoder& vision = *options_.vision;
+    int64_t rows = 0;
+    for (const auto& image : request.images) {
+      if (image == nullptr) throw InvalidArgument("an image of the request is missing");
+      if (vision.OutputRows(*image) != image->image_tokens()) {
+        throw InvalidArgument("the tokenizer's image settings (patch, merge) do not match the vision encoder's");
+      }
+      rows += image->image_tokens();
+    }
+    const int64_t placeholders = model::CountImageTokens(request.prompt, vision.params().image_token_id);
+    if (placeholders != rows) {
+      throw InvalidArgument("the prompt has " + std::to_string(placeholders) + " [IMG] tokens but its images give " +
+                            std::to_string(rows));
+    }
+  }
   if (request.grammar) vocabulary();  // built here, on the caller's thread, not in the engine loop
   auto stream = std::make_shared<RequestStream>();
   {
@@ -300,10 +349,13 @@ void Engine::Admit(Pending pending, Running& running) {
   const uint64_t arrival = next_arrival_++;
   Running choices;
   try {
+    const int32_t image_token = options_.vision != nullptr ? options_.vision->params().image_token_id : -1;
+    auto image_rows = request->images.empty() ? nullptr : std::make_shared<std::vector<float>>();
     for (int i = 0; i < request->n; ++i) {
       choices.push_back(std::make_unique<Sequence>(pending.stream, request, i, model_, *pool_,
                                                    tokenizer_, seed, arrival,
-                                                   request->grammar ? vocabulary() : nullptr));
+                                                   request->grammar ? vocabulary() : nullptr, image_token,
+                                                   image_rows));
     }
     Sequence& first = *choices.front();
     first.waiting_choices.reserve(choices.size());
@@ -312,7 +364,7 @@ void Engine::Admit(Pending pending, Running& running) {
       first.waiting_choices.push_back(choices[i].get());
     }
     if (options_.prefix_cache && first.shares_prefix()) {
-      const int64_t reused = first.cache.AttachPrefix(first.tokens);
+      const int64_t reused = first.cache.AttachPrefix(first.prefix_keys());
       first.cached_tokens = reused;
       std::lock_guard<std::mutex> lock(mutex_);
       counters_.prefix_hit_tokens += reused;
@@ -496,7 +548,7 @@ void Engine::Step(Running& running) {
       }
       s.preempted = false;
       if (options_.prefix_cache && s.shares_prefix()) {
-        const int64_t reused = s.cache.AttachPrefix(s.tokens);
+        const int64_t reused = s.cache.AttachPrefix(s.prefix_keys());
         std::lock_guard<std::mutex> lock(mutex_);
         counters_.prefix_hit_tokens += reused;
       }
@@ -513,6 +565,23 @@ void Engine::Step(Running& running) {
     item.tokens =
         std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cache.position()), count);
     item.lora = s.request->lora.get();
+    if (s.image_rows != nullptr) {
+      const int64_t here = model::CountImageTokens(item.tokens, s.image_token);
+      if (here > 0) {
+        if (s.image_rows->empty()) {
+          try {
+            EncodeImages(*s.request, *s.image_rows);
+          } catch (const std::exception& e) {
+            Finish(s, FinishReason::kError, e.what());
+            continue;
+          }
+        }
+        const int64_t dim = model_.params().dim;
+        const int64_t before = model::CountImageTokens(
+            std::span<const int32_t>(s.tokens).subspan(0, static_cast<size_t>(s.cache.position())), s.image_token);
+        item.images = {std::span<const float>(*s.image_rows).subspan(before * dim, here * dim), s.image_token};
+      }
+    }
     items.push_back(item);
     members.push_back(&s);
   }
@@ -534,7 +603,7 @@ void Engine::Step(Running& running) {
     counters_.prompt_tokens += prompt_tokens;
   }
   for (Sequence* s : members) {
-    if (options_.prefix_cache && s->shares_prefix()) s->cache.RegisterFullBlocks(s->tokens);
+    if (options_.prefix_cache && s->shares_prefix()) s->cache.RegisterFullBlocks(s->prefix_keys());
     if (s->pending() > 0) continue;  // more prompt next step
     // The other choices of the request share this prompt's blocks (copy-on-write) and logits.
     for (Sequence* choice : s->waiting_choices) {
@@ -549,6 +618,23 @@ void Engine::Step(Running& running) {
   }
 }
 
+void Engine::EncodeImages(const GenerationRequest& request, std::vector<float>& rows) {
+  const vision::VisionEncoder& vision = *options_.vision;
+  int64_t total = 0;
+  for (const auto& image : request.images) total += vision.OutputRows(*image);
+  rows.assign(static_cast<size_t>(total * vision.output_dim()), 0.0f);
+  int64_t row = 0;
+  for (const auto& image : request.images) {
+    const int64_t count = vision.OutputRows(*image);
+    vision.Encode(model_.compute(), *image,
+                  std::span<float>(rows).subspan(static_cast<size_t>(row * vision.output_dim()),
+                                                 static_cast<size_t>(count * vision.output_dim())));
+    row += count;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  counters_.images += static_cast<int64_t>(request.images.size());
+}
+
 void Engine::SampleNext(Sequence& s) {
   const SampledToken token = s.sampler.Sample(s.logits, scratch_);
   ++s.generated;
@@ -557,6 +643,7 @@ void Engine::SampleNext(Sequence& s) {
     ++counters_.generated_tokens;
   }
   s.tokens.push_back(token.id);
+  if (!s.keys.empty()) s.keys.push_back(token.id);
   const int32_t eos = tokenizer_ != nullptr ? tokenizer_->eos_id() : -1;
   const auto& stop_ids = s.request->stop_token_ids;
   if ((!s.request->ignore_eos && token.id == eos) ||

@@ -18,6 +18,7 @@
 #include "model/transformer.h"
 #include "runtime/constraint/token_vocabulary.h"
 #include "runtime/request.h"
+#include "vision/vision_encoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bora::runtime {
@@ -33,6 +34,9 @@ struct EngineOptions {
   uint64_t kv_memory_bytes = 0;
   int64_t block_size = model::KvBlockPool::kDefaultBlockSize;  // tokens per KV block
   bool prefix_cache = true;  // reuse the KV blocks of earlier prompts' shared prefixes
+  // The model's vision tower (null: requests with images are refused). Must outlive the engine;
+  // it runs on the engine thread with the model's compute context.
+  const vision::VisionEncoder* vision = nullptr;
 };
 
 struct EngineCounters {
@@ -41,6 +45,7 @@ struct EngineCounters {
   int64_t prefix_hit_tokens = 0;  // prompt tokens whose KV came from the prefix cache
   int64_t generated_tokens = 0;
   int64_t preemptions = 0;  // sequences whose KV was dropped to make room (recomputed later)
+  int64_t images = 0;       // images run through the vision encoder
   int running = 0;
   int queued = 0;
   int64_t kv_blocks_total = 0;
@@ -103,6 +108,8 @@ class Engine {
   bool ReserveOrPreempt(Sequence& sequence, int64_t tokens, Running& running);
   void Preempt(Sequence& sequence);
   void SampleNext(Sequence& sequence);
+  // Runs the request's images through the vision encoder: rows [sum of image tokens, dim].
+  void EncodeImages(const GenerationRequest& request, std::vector<float>& rows);
   void Finish(Sequence& sequence, FinishReason reason, const std::string& error = "");
   void PublishCounters(const Running& running);
   // Ends every queued request (and embedding job) with `finish` (kError: carrying `reason`).

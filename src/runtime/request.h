@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "image/preprocess.h"
 #include "model/lora_adapter.h"
 #include "runtime/constraint/grammar.h"
 #include "runtime/sampler.h"
@@ -36,6 +37,10 @@ struct GenerationRequest {
   // sequences with different adapters, or none, still share every batch. Its fingerprint keys
   // the prefix cache (0: this request neither reuses nor offers cached KV).
   std::shared_ptr<const model::LoraAdapter> lora;
+  // The images of a multimodal prompt, in the order of their [IMG] blocks in `prompt` (what the
+  // instruct encoder returns). The engine's vision encoder turns them into the rows of the
+  // [IMG] tokens; the prefix cache keys those positions by image content.
+  std::vector<std::shared_ptr<const image::PreprocessedImage>> images;
 };
 
 // Most choices one request may ask for (OpenAI's limit for `n`).
