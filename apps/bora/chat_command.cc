@@ -11,6 +11,7 @@
 #include "dist/sharded_model.h"
 #include "lora_flag.h"
 #include "formats/model_folder.h"
+#include "image_flag.h"
 #include "kv_flags.h"
 #include "model/lora_adapter.h"
 #include "model/transformer.h"
@@ -33,6 +34,7 @@ struct ChatFlags {
   int64_t context = 4096;
   int threads = 0;
   std::string dtype;
+  std::vector<std::string> images;
   KvFlags kv;
 };
 
@@ -69,13 +71,18 @@ int RunChat(const ChatFlags& flags) {
   engine_options.max_queued = 1;
   ApplyKvFlags(flags.kv,
                engine_options);  // the prefix cache makes each turn prefill only what is new
+  std::unique_ptr<vision::VisionEncoder> vision =
+      LoadVisionTower(*model, options.dtype, sharded.group != nullptr, *loaded.tokenizer, !flags.images.empty());
+  engine_options.vision = vision.get();
   runtime::Engine engine(*model, loaded.tokenizer.get(), engine_options);
   tokenizer::InstructEncoder encoder(*loaded.tokenizer, loaded.version.version);
+  // Images attach to the next message: --image to the first, /image FILE to any later one.
+  std::vector<tokenizer::ContentChunk> attached = ReadImageFiles(flags.images);
 
   std::string system = flags.system;
   std::vector<tokenizer::Message> history;
-  std::fprintf(stderr, "bora chat: %s (%s). Commands: /reset, /system TEXT, /exit. Ctrl-D quits.\n",
-               flags.model_dir.c_str(), loaded.path.c_str());
+  std::fprintf(stderr, "bora chat: %s (%s). Commands: /reset, /system TEXT,%s /exit. Ctrl-D quits.\n",
+               flags.model_dir.c_str(), loaded.path.c_str(), vision ? " /image FILE," : "");
   std::string line;
   while (true) {
     std::fprintf(stderr, "> ");
@@ -95,13 +102,30 @@ int RunChat(const ChatFlags& flags) {
                    system.empty() ? "removed" : "set");
       continue;
     }
+    if (line.rfind("/image", 0) == 0) {
+      if (!vision) {
+        std::fprintf(stderr, "bora chat: this model does not read images\n");
+        continue;
+      }
+      try {
+        for (auto& chunk : ReadImageFiles({line.size() > 7 ? line.substr(7) : ""})) attached.push_back(std::move(chunk));
+        std::fprintf(stderr, "(%zu image%s attached to your next message)\n", attached.size(),
+                     attached.size() == 1 ? "" : "s");
+      } catch (const Error& e) {
+        std::fprintf(stderr, "bora chat: %s\n", e.what());
+      }
+      continue;
+    }
     tokenizer::ChatRequest request;
     if (!system.empty()) request.messages.push_back(MakeMessage(tokenizer::Role::kSystem, system));
     request.messages.insert(request.messages.end(), history.begin(), history.end());
-    request.messages.push_back(MakeMessage(tokenizer::Role::kUser, line));
+    const tokenizer::Message user = UserMessageWithImages(line, attached);
+    request.messages.push_back(user);
     runtime::GenerationRequest generation;
     try {
-      generation.prompt = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing).ids;
+      tokenizer::Tokenized tokenized = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing);
+      generation.prompt = std::move(tokenized.ids);
+      generation.images = std::move(tokenized.images);
     } catch (const InvalidArgument& e) {
       std::fprintf(stderr, "bora chat: %s\n", e.what());
       continue;
@@ -135,8 +159,9 @@ int RunChat(const ChatFlags& flags) {
       }
     }
     std::printf("\n");
-    history.push_back(MakeMessage(tokenizer::Role::kUser, line));
+    history.push_back(user);  // its images stay in the conversation (the prefix cache keeps their KV)
     history.push_back(MakeMessage(tokenizer::Role::kAssistant, reply));
+    attached.clear();
   }
   return 0;
 }
@@ -154,6 +179,9 @@ Command RegisterChat(CLI::App& app) {
       "Example: bora chat --model models/mistral-7b-instruct --system \"Answer briefly\"");
   sub->add_option("--model", flags->model_dir, "Model folder with its tokenizer file, or GGUF file")->required();
   sub->add_option("--system", flags->system, "System prompt");
+  sub->add_option("--image", flags->images,
+                  "Image file (PNG, JPEG, WebP, GIF) attached to the first message, repeatable; /image FILE "
+                  "attaches one to the next");
   sub->add_option("--lora", flags->lora_dir,
                   "LoRA adapter folder (mistral-finetune or PEFT) applied to the model");
   sub->add_option("--temperature", flags->temperature, "0 = greedy")

@@ -15,6 +15,7 @@
 #include "dist/sharded_model.h"
 #include "lora_flag.h"
 #include "formats/model_folder.h"
+#include "image_flag.h"
 #include "kv_flags.h"
 #include "model/lora_adapter.h"
 #include "model/transformer.h"
@@ -55,6 +56,7 @@ struct GenerateFlags {
   std::vector<std::string> stop;
   std::string json_schema_file;
   bool json_object = false;
+  std::vector<std::string> images;
   KvFlags kv;
 };
 
@@ -79,6 +81,7 @@ int RunGenerate(const GenerateFlags& flags) {
     throw InvalidArgument("give exactly one of --prompt TEXT, --chat MESSAGE or --tokens IDS");
   if (!flags.system.empty() && flags.chat.empty())
     throw InvalidArgument("--system goes with --chat");
+  if (!flags.images.empty() && flags.chat.empty()) throw InvalidArgument("--image goes with --chat");
   const bool text_mode = flags.tokens.empty();
   // Constrained decoding: the output is one JSON object, or a value valid under the schema.
   std::shared_ptr<const runtime::constraint::Grammar> grammar;
@@ -121,6 +124,7 @@ int RunGenerate(const GenerateFlags& flags) {
 
   std::optional<tokenizer::LoadedTokenizer> loaded;
   std::vector<int32_t> prompt;
+  std::vector<std::shared_ptr<const image::PreprocessedImage>> images;
   if (text_mode) {
     std::string file = flags.tokenizer_file.empty() ? tokenizer::FindTokenizerFile(flags.model_dir)
                                                     : flags.tokenizer_file;
@@ -142,9 +146,11 @@ int RunGenerate(const GenerateFlags& flags) {
         request.messages.push_back(std::move(message));
       };
       if (!flags.system.empty()) add(tokenizer::Role::kSystem, flags.system);
-      add(tokenizer::Role::kUser, flags.chat);
+      request.messages.push_back(UserMessageWithImages(flags.chat, ReadImageFiles(flags.images)));
       tokenizer::InstructEncoder encoder(*loaded->tokenizer, loaded->version.version);
-      prompt = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing).ids;
+      tokenizer::Tokenized tokenized = encoder.EncodeChat(request, tokenizer::ValidationMode::kServing);
+      prompt = std::move(tokenized.ids);
+      images = std::move(tokenized.images);
     }
   } else {
     prompt = ParseTokenList(flags.tokens);
@@ -194,9 +200,13 @@ int RunGenerate(const GenerateFlags& flags) {
   engine_options.max_queued = 1;
   engine_options.prefill_budget = flags.chunk;
   ApplyKvFlags(flags.kv, engine_options);
+  std::unique_ptr<vision::VisionEncoder> vision;
+  if (!images.empty()) vision = LoadVisionTower(*model, options.dtype, sharded.group != nullptr, *loaded->tokenizer, true);
+  engine_options.vision = vision.get();
   runtime::Engine engine(*model, loaded ? loaded->tokenizer.get() : nullptr, engine_options);
   runtime::GenerationRequest request;
   request.prompt = prompt;
+  request.images = images;
   request.sampling = sampling;
   request.max_tokens = max_tokens;
   request.stop = flags.stop;
@@ -278,6 +288,8 @@ Command RegisterGenerate(CLI::App& app) {
                   "Raw text to continue (BOS + the text, no instruct format)");
   sub->add_option("--chat", flags->chat, "A user message, rendered in the model's instruct format");
   sub->add_option("--system", flags->system, "System prompt for --chat");
+  sub->add_option("--image", flags->images,
+                  "Image file (PNG, JPEG, WebP, GIF) for --chat, repeatable; needs a model with a vision encoder");
   sub->add_option("--tokens", flags->tokens,
                   "Prompt token ids, comma-separated (prints the new ids)");
   sub->add_option("--tokenizer", flags->tokenizer_file,

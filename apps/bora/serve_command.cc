@@ -45,6 +45,9 @@ struct ServeFlags {
   int threads = 0;
   KvFlags kv;
   std::string max_body = "8M";
+  int max_images = 8;
+  std::string max_image_bytes = "20M";
+  int64_t max_image_pixels = 50'000'000;
   int request_timeout = 30;
   std::vector<std::string> cors;
   bool insecure_no_auth = false;
@@ -184,6 +187,11 @@ int RunServe(const ServeFlags& flags) {
     }
     std::fprintf(stderr, "bora serve: loading %s from %s\n", id.c_str(), dir.c_str());
     models.push_back(server::ServedModel::Load(id, dir, load, engine));
+    tokenizer::ImageRequestLimits image_limits;
+    image_limits.max_images = flags.max_images;
+    image_limits.image.max_bytes = static_cast<int64_t>(ParseByteSize(flags.max_image_bytes));
+    image_limits.image.max_pixels = flags.max_image_pixels;
+    models.back()->set_image_limits(image_limits);
   }
   // Adapters: models of their own that run on their base model's engine.
   for (const std::string& spec : flags.loras) {
@@ -297,6 +305,15 @@ Command RegisterServe(CLI::App& app) {
       ->check(CLI::Range(0, 1024));
   AddKvFlags(sub, &flags->kv);
   sub->add_option("--max-body", flags->max_body, "Largest request body (413 above)")
+      ->capture_default_str();
+  sub->add_option("--max-images", flags->max_images, "Images per chat request (400 above)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  sub->add_option("--max-image-bytes", flags->max_image_bytes, "Largest encoded image (400 above)")
+      ->capture_default_str();
+  sub->add_option("--max-image-pixels", flags->max_image_pixels,
+                  "Most pixels an image may declare (width x height; 400 above, checked before decoding)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 32))
       ->capture_default_str();
   sub->add_option("--request-timeout", flags->request_timeout,
                   "Seconds a client may stay silent while sending")

@@ -217,7 +217,13 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
   p.fields = ReadFields(body, model);
 
   tokenizer::ChatRequest chat =
-      tokenizer::ParseChatRequest(body, tokenizer::ValidationMode::kServing);
+      tokenizer::ParseChatRequest(body, tokenizer::ValidationMode::kServing, model.image_limits());
+  for (size_t i = 0; i < chat.messages.size(); ++i) {
+    if (chat.messages[i].content.has_images() && !model.supports_images()) {
+      throw ApiError::BadField("messages", "model " + model.id() +
+                                               " does not read images (no vision encoder); send text only");
+    }
+  }
   RemapForeignToolCallIds(chat);
   if (BoolField(body, "safe_prompt").value_or(false)) {
     tokenizer::Message system;
@@ -303,6 +309,7 @@ PreparedCompletion PrepareChat(const Json& body, ServedModel& model) {
   tokenizer::InstructEncoder encoder(model.tokenizer(), model.version());
   tokenizer::Tokenized tokens = encoder.EncodeChat(chat, tokenizer::ValidationMode::kServing);
   FinishPreparing(p, body, model, std::move(tokens.ids));
+  p.request.images = std::move(tokens.images);
   return p;
 }
 

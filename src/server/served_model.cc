@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
 
 #include "base/error.h"
@@ -47,8 +48,20 @@ std::unique_ptr<ServedModel> ServedModel::Load(const std::string& id, const std:
         static_cast<int64_t>(std::max(tok.TokenBytes(id).size(), tok.IdToPiece(id).size()));
     served->max_token_bytes_ = std::max(served->max_token_bytes_, bytes);
   }
+  served->vision_ = vision::LoadVisionFor(*served->model_, load.dtype, served->group_ != nullptr);
+  runtime::EngineOptions engine_options = engine;
+  if (served->vision_ != nullptr) {
+    if (!tok.image_config()) {
+      std::fprintf(stderr, "note: %s: the tokenizer has no image settings; this model answers text only\n",
+                   dir.c_str());
+      served->vision_.reset();
+    } else {
+      vision::CheckImageConfig(*served->vision_, *tok.image_config(), dir);
+    }
+  }
+  engine_options.vision = served->vision_.get();
   served->engine_ = std::make_unique<runtime::Engine>(*served->model_,
-                                                      served->tokenizer_.tokenizer.get(), engine);
+                                                      served->tokenizer_.tokenizer.get(), engine_options);
 
   std::ifstream config(fs::path(dir) / "generation_config.json");
   if (config) {
@@ -116,7 +129,7 @@ Json ServedModel::Card() const {
                           {"completion_fim", supports_fim_},
                           {"function_calling", supports_tools_},
                           {"fine_tuning", false},
-                          {"vision", false},
+                          {"vision", supports_images()},
                           {"classification", false}};
   card["name"] = id_;
   card["description"] = "served by bora from " + fs::path(dir_).filename().string();

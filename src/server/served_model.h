@@ -12,7 +12,9 @@
 #include "model/transformer.h"
 #include "runtime/engine.h"
 #include "server/json_body.h"
+#include "tokenizer/chat_request.h"
 #include "tokenizer/load_tokenizer.h"
+#include "vision/vision_encoder.h"
 
 namespace bora::server {
 
@@ -59,6 +61,13 @@ class ServedModel {
   float default_temperature() const { return static_cast<float>(default_temperature_); }
   bool supports_fim() const { return supports_fim_; }
   bool supports_tools() const { return supports_tools_; }
+  // Limits on the images of one chat request (--max-images, --max-image-bytes, --max-image-pixels).
+  const tokenizer::ImageRequestLimits& image_limits() const {
+    return base_ != nullptr ? base_->image_limits() : image_limits_;
+  }
+  void set_image_limits(const tokenizer::ImageRequestLimits& limits) { image_limits_ = limits; }
+  // Whether chat requests may carry images (a vision tower and tokenizer image settings).
+  bool supports_images() const { return base_ != nullptr ? base_->supports_images() : vision_ != nullptr; }
   int64_t created() const { return created_; }
 
   // A card with the OpenAI fields and the Mistral BaseModelCard fields (type, capabilities...).
@@ -76,6 +85,8 @@ class ServedModel {
   tokenizer::InstructVersion version_ = tokenizer::InstructVersion::kV1;
   std::unique_ptr<dist::Communicator> comm_;  // under mpirun: this model's own communicator
   std::unique_ptr<model::Transformer> model_;
+  std::unique_ptr<vision::VisionEncoder> vision_;  // null: text only
+  tokenizer::ImageRequestLimits image_limits_;
   std::unique_ptr<dist::TensorParallelGroup> group_;  // under mpirun: rank 0's side of the group
   tokenizer::LoadedTokenizer tokenizer_;
   int64_t max_token_bytes_ = 1;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "base/error.h"
 #include "ops/elementwise.h"
@@ -213,6 +214,31 @@ void VisionEncoder::Encode(ops::ComputeContext& ctx, const image::PreprocessedIm
   for (float& value : hidden) value = 0.5f * value * (1.0f + std::erf(value * 0.70710678118654752f));
   ops::MatMul(ctx, hidden.data(), out_rows, weights_.adapter_out, out.data());
   AddBias(out.data(), weights_.adapter_out_bias, out_rows);
+}
+
+std::unique_ptr<VisionEncoder> LoadVisionFor(model::Transformer& model, std::optional<DType> dtype, bool sharded) {
+  const formats::ModelFolder& folder = model.folder();
+  if (!folder.params.vision) return nullptr;
+  if (folder.layout != formats::CheckpointLayout::kMistral) return nullptr;  // the params note says so
+  if (sharded) {
+    std::fprintf(stderr, "note: %s: the vision encoder is not loaded under mpirun yet; this run reads text only\n",
+                 folder.path.c_str());
+    return nullptr;
+  }
+  return VisionEncoder::Load(folder, model.params().dim, dtype, model.compute());
+}
+
+void CheckImageConfig(const VisionEncoder& encoder, const image::ImageConfig& config, const std::string& where) {
+  const formats::VisionParams& v = encoder.params();
+  const int64_t merge = v.patch_merger ? v.spatial_merge_size : 1;
+  if (config.image_token_id != v.image_token_id || config.patch_size != v.patch_size ||
+      config.spatial_merge_size != merge) {
+    throw FormatError(where + ": the tokenizer's image settings ([IMG] " + std::to_string(config.image_token_id) +
+                      ", patch " + std::to_string(config.patch_size) + ", merge " +
+                      std::to_string(config.spatial_merge_size) + ") do not match the vision encoder's ([IMG] " +
+                      std::to_string(v.image_token_id) + ", patch " + std::to_string(v.patch_size) + ", merge " +
+                      std::to_string(merge) + ")");
+  }
 }
 
 }  // namespace bora::vision

@@ -10,6 +10,7 @@
 
 #include "formats/model_params.h"
 #include "image/preprocess.h"
+#include "model/transformer.h"
 #include "ops/compute_context.h"
 #include "vision/vision_weights.h"
 
@@ -51,5 +52,14 @@ class VisionEncoder {
   int64_t rope_side_;                 // image_size / patch_size positions per side
   std::vector<float> rope_cos_sin_;   // [rope_side, rope_side, hd/2, 2]: row angles then column angles
 };
+
+// The vision tower of a loaded decoder when its folder has one bora reads: Mistral-native with a
+// vision_encoder block, one process (not under tensor parallelism). Null otherwise, with a note
+// on stderr saying why when the folder has a tower bora does not load. `dtype` as LoadOptions.
+std::unique_ptr<VisionEncoder> LoadVisionFor(model::Transformer& model, std::optional<DType> dtype, bool sharded);
+
+// Checks that `config` (the tokenizer's image settings) drives `encoder`: the same [IMG] id and
+// patch x merge size. Throws FormatError naming both.
+void CheckImageConfig(const VisionEncoder& encoder, const image::ImageConfig& config, const std::string& where);
 
 }  // namespace bora::vision
