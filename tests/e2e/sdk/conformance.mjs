@@ -5,7 +5,9 @@
 // completions, context overflow).
 //
 //   node conformance.mjs --base-url http://127.0.0.1:PORT --api-key KEY --model NAME
-//                        [--fim] [--embeddings] [--timeout SECONDS] [--only REGEX] [--verbose]
+//                        [--fim] [--embeddings] [--images DIR] [--timeout SECONDS] [--only REGEX] [--verbose]
+// --images DIR: the model reads images; DIR holds photo_64x48.jpg and alpha_100x37.png (tiny-pixtral's).
+// Without it, a chat request with an image must be refused with a 400.
 //
 // Prints `ok - NAME`, `FAIL - NAME: REASON` or `skip - NAME (REASON)` per check and finally exactly
 // one line `N passed, M failed`; exits 1 when M > 0 (2 on bad usage).
@@ -16,7 +18,9 @@
 // that a random model always finishes them within max_tokens; `json_object` mode is unbounded, so
 // there a `length` finish is accepted when the text is a valid prefix of a JSON object.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { deflateSync } from 'node:zlib';
 import { Mistral, HTTPClient } from '@mistralai/mistralai';
 import * as MistralErrors from '@mistralai/mistralai/models/errors';
 import OpenAI from 'openai';
@@ -26,7 +30,7 @@ import { CheckError, assert, show, eq, isInt, isObj, oneLine, rootCause, expectE
 // Command line
 
 const USAGE = 'usage: node conformance.mjs --base-url http://127.0.0.1:PORT --api-key KEY --model NAME ' +
-  '[--fim] [--embeddings] [--timeout SECONDS] [--only REGEX] [--verbose]';
+  '[--fim] [--embeddings] [--images DIR] [--timeout SECONDS] [--only REGEX] [--verbose]';
 
 let opts;
 try {
@@ -37,6 +41,7 @@ try {
       model: { type: 'string' },
       fim: { type: 'boolean', default: false },
       embeddings: { type: 'boolean', default: false },
+      images: { type: 'string' },
       timeout: { type: 'string', default: '60' },
       only: { type: 'string' },
       verbose: { type: 'boolean', default: false },
@@ -1316,11 +1321,122 @@ test('metrics: GET /metrics (Prometheus text)', async ({ signal }) => {
   assert(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)\b/m.test(r.text), `no sample lines: ${show(r.text)}`);
 });
 
+
+// --- images -----------------------------------------------------------------------------------
+
+function imageDataUrl(name, mime) {
+  return `data:${mime};base64,${readFileSync(`${opts.images}/${name}`).toString('base64')}`;
+}
+const PHOTO = () => imageDataUrl('photo_64x48.jpg', 'image/jpeg');
+const ALPHA = () => imageDataUrl('alpha_100x37.png', 'image/png');
+const IMAGE_QUESTION = 'What is in this image?';
+
+// An RGB PNG of w x h pixels with a colour gradient (zlib from Node, CRC-32 by hand).
+function gradientPng(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, 'ascii');
+    data.copy(out, 8);
+    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(w, 0);
+  header.writeUInt32BE(h, 4);
+  header[8] = 8;  // bit depth
+  header[9] = 2;  // RGB
+  const rows = Buffer.alloc(h * (1 + 3 * w));
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * (1 + 3 * w) + 1 + 3 * x;
+      rows[i] = (x * 4) & 255;
+      rows[i + 1] = (y * 5) & 255;
+      rows[i + 2] = ((x + y) * 3) & 255;
+    }
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('images: an image through the mistral sdk (image_url string) is answered', async ({ signal }) => {
+  const res = await mistral.chat.complete({
+    model: MODEL, maxTokens: 8, temperature: 0,
+    messages: [USER([{ type: 'text', text: IMAGE_QUESTION }, { type: 'image_url', imageUrl: PHOTO() }])],
+  }, { signal });
+  eq(res.choices[0].finishReason, 'length', 'finish_reason');
+  assert(typeof res.choices[0].message.content === 'string', 'content is text');
+  // 64x48 photo: 4x3 [IMG] + 3 row ends = 15 image tokens beside the text.
+  const text = await mistral.chat.complete({ model: MODEL, maxTokens: 1, temperature: 0, messages: [USER(IMAGE_QUESTION)] }, { signal });
+  eq(res.usage.promptTokens - text.usage.promptTokens, 15, 'prompt tokens the image adds');
+}, { needs: 'images' });
+
+test('images: an image through the openai sdk (image_url {url, detail}) is answered, streamed too', async ({ signal }) => {
+  const messages = [USER([{ type: 'text', text: IMAGE_QUESTION }, { type: 'image_url', image_url: { url: ALPHA(), detail: 'high' } }])];
+  const res = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 8, temperature: 0 }, { signal });
+  eq(res.choices[0].finish_reason, 'length', 'finish_reason');
+  const stream = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 8, temperature: 0, stream: true }, { signal });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  eq(text, res.choices[0].message.content, 'streamed text equals the non-streamed answer');
+}, { needs: 'images' });
+
+test('images: different images behind the same text get different answers and never share KV', async ({ signal }) => {
+  const ask = async (url) => {
+    const r = await raw('/v1/chat/completions', { method: 'POST', signal, body: {
+      model: MODEL, max_tokens: 12, temperature: 0,
+      messages: [USER([{ type: 'image_url', image_url: url }, { type: 'text', text: IMAGE_QUESTION }])],
+    } });
+    eq(r.status, 200, `status (${show(r.text)})`);
+    return r.json;
+  };
+  const photo = PHOTO();
+  const first = await ask(photo);
+  const again = await ask(photo);
+  eq(again.choices[0].message.content, first.choices[0].message.content, 'the same image answers the same');
+  // A different image of the same size: the same [IMG] ids, other pixels.
+  const other = await ask(`data:image/png;base64,${gradientPng(64, 48).toString('base64')}`);
+  assert(other.choices[0].message.content !== first.choices[0].message.content,
+    `another image gave the same answer ${show(first.choices[0].message.content)}`);
+  const cached = other.usage.prompt_tokens_details?.cached_tokens ?? 0;
+  assert(cached < 16, `the other image reused ${cached} cached prompt tokens`);
+}, { needs: 'images' });
+
+test('images: bad images, remote URLs and too many images are 400s naming the chunk', async ({ signal }) => {
+  const post = (content) => raw('/v1/chat/completions', { method: 'POST', signal, body: { model: MODEL, max_tokens: 2, messages: [USER(content)] } });
+  let r = await post([{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: 'data:image/png;base64,aGVsbG8=' }]);
+  eq(r.status, 400, 'corrupt image status');
+  checkErrorBody(r, 'corrupt image');
+  assert(r.json.message.includes('content[1]'), `message does not name the chunk: ${show(r.json.message)}`);
+  r = await post([{ type: 'image_url', image_url: { url: 'http://169.254.169.254/latest/meta-data' } }]);
+  eq(r.status, 400, 'remote URL status');
+  r = await post(Array.from({ length: 9 }, () => ({ type: 'image_url', image_url: PHOTO() })));
+  eq(r.status, 400, 'nine images status');
+}, { needs: 'images' });
+
+test('images: a model without a vision encoder refuses an image with a 400', async ({ signal }) => {
+  const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+  const r = await raw('/v1/chat/completions', { method: 'POST', signal, body: {
+    model: MODEL, max_tokens: 2, messages: [USER([{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: png } }])] } });
+  eq(r.status, 400, 'status');
+  checkErrorBody(r, 'image to a text model');
+}, { needs: 'noimages' });
+
 // ---------------------------------------------------------------------------------------------
 // Runner
 
-const have = { fim: opts.fim, embeddings: opts.embeddings, auth: KEY.length > 0 };
-const why = { fim: 'no --fim', embeddings: 'no --embeddings', auth: 'no --api-key' };
+const have = { fim: opts.fim, embeddings: opts.embeddings, auth: KEY.length > 0, images: Boolean(opts.images), noimages: !opts.images };
+const why = { fim: 'no --fim', embeddings: 'no --embeddings', auth: 'no --api-key', images: 'no --images', noimages: 'the model reads images' };
 let passed = 0;
 let failed = 0;
 const t0 = Date.now();

@@ -42,11 +42,13 @@ if ((NODE_MAJOR < 20)); then
   exit 2
 fi
 
-# name | tokenizer file | extra conformance flags
+# name | tokenizer file (or a model folder for a reference model) | extra conformance flags
 RUNS=(
   "spm-v3|$SHARED/tokenizers/mistral_instruct_tokenizer_240323.model.v3|--fim --embeddings"
   # Tekken 240718 (v3) also defines [PREFIX]/[SUFFIX]; `bora render` builds FIM prompts with it.
   "tekken|$SHARED/tokenizers/tekken_240718-reconstructed.json|--fim --embeddings"
+  # A vision model (Pixtral's layout): the image checks only.
+  "pixtral|$SHARED/reference-models/tiny-pixtral/mistral|--images $SHARED/reference-models/tiny-pixtral/images --only ^images"
 )
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bora-conformance.XXXXXX")
@@ -95,14 +97,16 @@ for run in "${RUNS[@]}"; do
   IFS='|' read -r name tokenizer flags <<<"$run"
   read -r -a FLAGS <<<"$flags"
   echo "# === $name: $(basename "$tokenizer") ==="
-  if [[ ! -f $tokenizer ]]; then
+  if [[ ! -e $tokenizer ]]; then
     echo "FAIL - $name: tokenizer $tokenizer not found"
     total_failed=$((total_failed + 1)); any_failed=1
     continue
   fi
 
   model_dir=$WORK/$name/model
-  if ! "$BORA" make-model --preset tiny --seed 1 --tokenizer "$tokenizer" --out "$model_dir" >"$WORK/$name.make-model.log" 2>&1; then
+  if [[ -d $tokenizer ]]; then
+    model_dir=$tokenizer  # a reference model folder, served as it is
+  elif ! "$BORA" make-model --preset tiny --seed 1 --tokenizer "$tokenizer" --out "$model_dir" >"$WORK/$name.make-model.log" 2>&1; then
     cat "$WORK/$name.make-model.log"
     echo "FAIL - $name: bora make-model failed"
     total_failed=$((total_failed + 1)); any_failed=1
