@@ -58,8 +58,10 @@ TokenGrid ComputeTokenGrid(int64_t width, int64_t height, const ImageConfig& con
   const double ratio = std::max(static_cast<double>(width) / max_size, static_cast<double>(height) / max_size);
   int64_t w = width, h = height;
   if (ratio > 1) {
-    w = RoundHalfEven(static_cast<double>(width) / ratio);
-    h = RoundHalfEven(static_cast<double>(height) / ratio);
+    // An extreme aspect ratio would round the short side to 0 pixels: keep one (as current
+    // mistral-common does).
+    w = std::max<int64_t>(RoundHalfEven(static_cast<double>(width) / ratio), 1);
+    h = std::max<int64_t>(RoundHalfEven(static_cast<double>(height) / ratio), 1);
   }
   const int64_t unit = config.patch_size * config.spatial_merge_size;
   TokenGrid grid;

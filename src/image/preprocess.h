@@ -31,8 +31,8 @@ struct TokenGrid {
 };
 
 // ratio = max(W0/M, H0/M); above 1 the size is divided by it and rounded half to even (Python's
-// round), then each side takes ceil(side / (patch * merge)) tokens. Throws InvalidArgument when
-// a side would get no token (an image far thinner than one patch after fitting).
+// round, at least 1 pixel), then each side takes ceil(side / (patch * merge)) tokens. Throws
+// InvalidArgument for an empty size.
 TokenGrid ComputeTokenGrid(int64_t width, int64_t height, const ImageConfig& config);
 
 // The image's token ids: ([IMG] * tokens_w + [IMG_BREAK]) * tokens_h, the last one [IMG_END].

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -85,7 +86,10 @@ TEST(ImagePreprocess, GridRoundsHalfToEvenLikePython) {
   grid = ComputeTokenGrid(100, 37, config);
   EXPECT_EQ(grid.tokens_w, 4);
   EXPECT_EQ(grid.width, 128);
-  EXPECT_THROW(ComputeTokenGrid(1, 100000, TinyConfig()), InvalidArgument);
+  grid = ComputeTokenGrid(1, 100000, TinyConfig());  // the thin side keeps one pixel, one token
+  EXPECT_EQ(grid.tokens_w, 1);
+  EXPECT_EQ(grid.tokens_h, 8);
+  EXPECT_THROW(ComputeTokenGrid(0, 10, TinyConfig()), InvalidArgument);
 }
 
 TEST(ImagePreprocess, ResizeSameSizeIsACopyAndConstantsStayConstant) {
@@ -120,6 +124,43 @@ TEST(ImageDecode, SizeLimitsApplyBeforeDecoding) {
   limits = ImageLimits{};
   limits.max_bytes = 100;
   EXPECT_THROW(DecodeImage(Bytes(file), limits), InvalidArgument);
+}
+
+// Every mode the decoders convert (the fuzz seeds: PNG rgb/rgba/grey 2- and 16-bit/grey+alpha/
+// palette+tRNS, JPEG baseline/grey/progressive, WebP lossy/lossless+alpha, GIF with and without
+// transparency, interlaced) decodes to RGB of its stated size.
+TEST(ImageDecode, EveryFormatAndModeDecodes) {
+  int decoded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(BORA_SOURCE_DIR) + "/fuzz/corpus/image_decode")) {
+    SCOPED_TRACE(entry.path().string());
+    const std::string file = ReadAll(entry.path().string());
+    const RgbImage image = DecodeImage(Bytes(file));
+    EXPECT_EQ(static_cast<int64_t>(image.rgb.size()), image.width * image.height * 3);
+    EXPECT_EQ(image.format, SniffImageFormat(Bytes(file)));
+    ++decoded;
+  }
+  EXPECT_GE(decoded, 14);
+}
+
+TEST(ImageDecode, GifFirstFrameOnItsScreenLikePillow) {
+  const std::string dir = std::string(BORA_SOURCE_DIR) + "/fuzz/corpus/image_decode/";
+  // 6x5 screen, a 4x4 frame at (1, 1), no transparency: outside the frame is palette index 0.
+  RgbImage plain = DecodeImage(Bytes(ReadAll(dir + "plain.gif")));
+  ASSERT_EQ(plain.width, 6);
+  EXPECT_EQ(plain.rgb[0], 255);
+  EXPECT_EQ(plain.rgb[1], 0);
+  EXPECT_EQ(plain.rgb[2], 0);
+  // Transparent index 1: outside the frame and every index-1 pixel composite to white.
+  RgbImage clear = DecodeImage(Bytes(ReadAll(dir + "transparent_interlaced.gif")));
+  EXPECT_EQ(clear.rgb[0], 255);
+  EXPECT_EQ(clear.rgb[1], 255);
+  EXPECT_EQ(clear.rgb[2], 255);
+  const int64_t frame_origin = (1 * clear.width + 1) * 3;  // index (0 + 0) % 4 = 0: red
+  EXPECT_EQ(clear.rgb[frame_origin], 255);
+  EXPECT_EQ(clear.rgb[frame_origin + 1], 0);
+  const int64_t second = (1 * clear.width + 2) * 3;  // index 1: transparent -> white
+  EXPECT_EQ(clear.rgb[second + 1], 255);
+  EXPECT_EQ(clear.rgb[second + 2], 255);
 }
 
 TEST(ImageDecode, PillowBlendOnWhite) {
