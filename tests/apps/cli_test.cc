@@ -84,6 +84,56 @@ TEST(CliTest, CheckGoldenPassesOnSharedModels) {
   EXPECT_EQ(table.output.find("mistral "), std::string::npos) << "only the hf layout was asked for";
 }
 
+// The images acceptance command: preprocessing, encoder, embeddings and multimodal logits of
+// tiny-pixtral against Mistral's reference; a tampered embedding golden fails it.
+TEST(CliTest, CheckGoldenPassesOnTinyPixtral) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string ref = shared + "/reference-models/tiny-pixtral";
+  CommandResult run = RunBora("check-golden --json -t 2 " + ref, true);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json report = nlohmann::json::parse(run.output);
+  EXPECT_TRUE(report["passed"].get<bool>());
+  EXPECT_EQ(report["images"].size(), 4u);
+  EXPECT_EQ(report["cases"].size(), 3u);
+  for (const auto& image : report["images"]) {
+    EXPECT_TRUE(image["rgb_exact"].get<bool>()) << image;
+    EXPECT_LE(image["pixels"].get<double>(), 1e-5);
+    EXPECT_LE(image["embeddings"].get<double>(), 1e-5);
+  }
+  for (const auto& c : report["cases"]) EXPECT_LE(c["max_abs_diff"].get<double>(), 1e-4);
+
+  TempDir copy;
+  fs::copy(ref, copy.path(), fs::copy_options::recursive);
+  const std::string file = copy.path() + "/golden/img_photo_64x48_embeddings.f32.bin";
+  fs::permissions(file, fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = ReadAll(file);
+  float value;
+  std::memcpy(&value, bytes.data() + 40, 4);
+  value += 1e-4f;
+  std::memcpy(bytes.data() + 40, &value, 4);
+  WriteFile(file, bytes);
+  CommandResult tampered = RunBora("check-golden -t 2 " + copy.path());
+  EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
+  EXPECT_NE(tampered.output.find("FAIL"), std::string::npos) << tampered.output;
+}
+
+// `generate --chat ... --image FILE` decodes the reference's greedy tokens for r1; a text
+// model refuses --image in one line.
+TEST(CliTest, GenerateWithAnImage) {
+  BORA_REQUIRE_SHARED(shared);
+  const std::string ref = shared + "/reference-models/tiny-pixtral";
+  const nlohmann::json golden = nlohmann::json::parse(ReadAll(ref + "/golden/golden.json"));
+  CommandResult run = RunBora("generate --json -t 2 --model " + ref + "/mistral --chat \"What is in this image?\" --image " +
+                                  ref + "/images/photo_64x48.jpg --temperature 0 --max-tokens 16",
+                              true);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(run.output)["tokens"].get<std::vector<int>>(),
+            golden["cases"][0]["greedy_tokens"].get<std::vector<int>>());
+  CommandResult missing = RunBora("generate --model " + ref + "/mistral --chat hi --image /nonexistent.png");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("/nonexistent.png"), std::string::npos) << missing.output;
+}
+
 TEST(CliTest, CheckGoldenFailsOnTamperedGoldens) {
   BORA_REQUIRE_SHARED(shared);
   TempDir ref;

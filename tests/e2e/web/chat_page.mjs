@@ -1,10 +1,11 @@
 // Headless Chromium test of the web chat page that `bora serve` serves at `/`, against a real server.
 // Usage: node chat_page.mjs --base-url http://127.0.0.1:PORT [--api-key KEY] [--chromium PATH]
+//                           [--vision-model NAME --image FILE]   (the server also serves a vision model)
 // Prints `ok - name` / `FAIL - name: why` per check and `N passed, M failed`; exits 1 on any failure.
 import { chromium } from 'playwright-core';
 
 function parseArgs(argv) {
-  const opts = { baseUrl: '', apiKey: '', chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
+  const opts = { baseUrl: '', apiKey: '', chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium', image: '', visionModel: '' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -14,6 +15,8 @@ function parseArgs(argv) {
     if (a === '--base-url') opts.baseUrl = value().replace(/\/+$/, '');
     else if (a === '--api-key') opts.apiKey = value();
     else if (a === '--chromium') opts.chromium = value();
+    else if (a === '--image') opts.image = value();
+    else if (a === '--vision-model') opts.visionModel = value();
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument: ${a}`);
   }
@@ -23,7 +26,8 @@ function parseArgs(argv) {
 
 function usage(error) {
   if (error) console.error(`chat_page.mjs: ${error}`);
-  console.error('usage: node chat_page.mjs --base-url http://127.0.0.1:PORT [--api-key KEY] [--chromium PATH]');
+  console.error('usage: node chat_page.mjs --base-url http://127.0.0.1:PORT [--api-key KEY] [--chromium PATH] ' +
+    '[--vision-model NAME --image FILE]');
   process.exit(2);
 }
 
@@ -281,6 +285,31 @@ check('a server error (unknown model) is shown and the UI recovers', async () =>
   eq(req.body.messages.length, 5, 'message count (the failed turn is not in history)');
   assert((await assistantText()).length > 0, 'the reply after the error is empty');
 });
+
+if (opts.visionModel) {
+  check('a vision model offers "Image…"; an attached image is sent as an image_url chunk and shown', async () => {
+    const real = await page.inputValue('#model');
+    assert(await page.locator('#attach').isHidden(), 'the attach button shows for a text model');
+    await page.click('#new-chat');
+    await page.selectOption('#model', opts.visionModel);
+    await page.locator('#attach').waitFor({ state: 'visible' });
+    await page.setInputFiles('#image-file', opts.image);
+    await page.locator('#attachments img').waitFor();
+    const req = await sendAndWait('What is in this image?');
+    await noErrorShown();
+    const content = req.body.messages[req.body.messages.length - 1].content;
+    assert(Array.isArray(content) && content.length === 2, `user content ${JSON.stringify(content).slice(0, 120)}`);
+    eq(content[0], { type: 'text', text: 'What is in this image?' }, 'text chunk');
+    eq(content[1].type, 'image_url', 'image chunk type');
+    assert(/^data:image\/(jpeg|png);base64,/.test(content[1].image_url.url), 'image chunk is a data: URL');
+    eq(await count('.message.user .images img'), 1, 'image shown in the user message');
+    eq(await count('#attachments img'), 0, 'attachments cleared after sending');
+    assert((await assistantText()).length > 0, 'the reply to the image is empty');
+    await page.selectOption('#model', real);
+    assert(await page.locator('#attach').isHidden(), 'the attach button stays for a text model');
+    await page.click('#new-chat');
+  });
+}
 
 check('no uncaught errors in the page', async () => {
   eq(pageErrors, [], 'page errors');

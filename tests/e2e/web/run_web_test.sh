@@ -37,8 +37,14 @@ trap 'exit 130' INT TERM
 "$BORA" make-model --preset tiny --seed 1 --tokenizer "$TOKENIZER" --out "$TMP/tiny" >"$TMP/make-model.log" 2>&1 || {
   cat "$TMP/make-model.log" >&2; echo "run_web_test.sh: make-model failed" >&2; exit 1; }
 
+# A vision model beside it: the page offers image attachments for it only.
+PIXTRAL="$SHARED/reference-models/tiny-pixtral"
 SERVE_ARGS=(serve --model "tiny=$TMP/tiny" --host 127.0.0.1 --port 0 --ctx 2048 --state-dir none)
 TEST_ARGS=()
+if [[ -d "$PIXTRAL/mistral" ]]; then
+  SERVE_ARGS+=(--model "pixtral=$PIXTRAL/mistral")
+  TEST_ARGS+=(--vision-model pixtral --image "$PIXTRAL/images/photo_64x48.jpg")
+fi
 if [[ -n "${API_KEY:-}" ]]; then
   SERVE_ARGS+=(--api-key "$API_KEY")
   TEST_ARGS+=(--api-key "$API_KEY")
