@@ -49,7 +49,7 @@ int RunMergeLora(const MergeLoraFlags& flags) {
   model::ModelWeights weights =
       model::LoadModelWeights(folder, model::Fp8DequantTarget(dtype), formats::GgufDecode::kExactF32);
   model::MergeLora(adapter, folder.params, weights, dtype, ctx);
-  model::WriteModelFolder(weights, folder.params, flags.out_dir);
+  model::WriteModelFolder(weights, folder.params, flags.out_dir, &folder);
   // The base model's tokenizer travels with the weights; else the copy saved with the adapter.
   if (CopyTokenizerFiles(flags.model_dir, flags.out_dir) == 0) {
     const fs::path lora(flags.lora_dir);

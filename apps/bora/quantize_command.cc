@@ -45,7 +45,7 @@ int RunQuantize(const QuantizeFlags& flags) {
   model::ModelWeights weights =
       model::LoadModelWeights(folder, model::Fp8DequantTarget(target), model::GgufDecodeFor(target));
   model::ConvertModelWeights(weights, target, ctx);
-  model::WriteModelFolder(weights, folder.params, flags.out_dir);
+  model::WriteModelFolder(weights, folder.params, flags.out_dir, &folder);
   // Tokenizer and generation defaults travel with the weights.
   CopyTokenizerFiles(flags.model_dir, flags.out_dir);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

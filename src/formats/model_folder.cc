@@ -459,6 +459,19 @@ void CheckpointTensors::DequantizeFp8(const ModelFolder& folder, DType target) {
   for (const std::string& name : scale_names) tensors_.erase(name);
 }
 
+std::vector<std::string> CheckpointTensors::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : tensors_) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TensorView CheckpointTensors::GetAnyShape(const std::string& native_name) const {
+  auto it = tensors_.find(native_name);
+  if (it == tensors_.end()) throw FormatError("weights are missing tensor \"" + native_name + "\"");
+  return Get(native_name, it->second->info->shape);
+}
+
 TensorView CheckpointTensors::Get(const std::string& native_name, const std::vector<int64_t>& shape) const {
   auto it = tensors_.find(native_name);
   auto shape_text = [](const std::vector<int64_t>& dims) {

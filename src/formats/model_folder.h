@@ -63,6 +63,10 @@ class CheckpointTensors {
   // The tensor `native_name` with exactly `shape`; throws FormatError naming the file otherwise.
   TensorView Get(const std::string& native_name, const std::vector<int64_t>& shape) const;
   bool Contains(const std::string& native_name) const { return tensors_.count(native_name) != 0; }
+  // Every tensor's native name, sorted.
+  std::vector<std::string> Names() const;
+  // The tensor `native_name` with whatever shape it has.
+  TensorView GetAnyShape(const std::string& native_name) const;
   // The mapped weight files (path and whole-file bytes), for callers that copy them.
   std::vector<std::pair<std::string, std::span<const uint8_t>>> MappedFiles() const {
     std::vector<std::pair<std::string, std::span<const uint8_t>>> files;

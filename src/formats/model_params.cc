@@ -785,6 +785,27 @@ std::string MistralParamsJson(const ModelParams& params) {
     json["moe"] = {{"num_experts", params.moe->num_experts},
                    {"num_experts_per_tok", params.moe->num_experts_per_tok}};
   }
+  if (params.vision) {
+    const VisionParams& v = *params.vision;
+    nlohmann::ordered_json vision;
+    vision["hidden_size"] = v.hidden_size;
+    vision["num_channels"] = v.num_channels;
+    vision["image_size"] = v.image_size;
+    vision["patch_size"] = v.patch_size;
+    vision["rope_theta"] = v.rope_theta;
+    vision["intermediate_size"] = v.intermediate_size;
+    vision["num_hidden_layers"] = v.num_hidden_layers;
+    vision["num_attention_heads"] = v.num_attention_heads;
+    vision["image_token_id"] = v.image_token_id;
+    if (v.image_break_token_id) vision["image_break_token_id"] = *v.image_break_token_id;
+    if (v.image_end_token_id) vision["image_end_token_id"] = *v.image_end_token_id;
+    if (v.max_image_size) vision["max_image_size"] = *v.max_image_size;
+    vision["adapter_bias"] = v.adapter_bias;
+    vision["spatial_merge_size"] = v.spatial_merge_size;
+    vision["add_pre_mm_projector_layer_norm"] = v.add_pre_mm_projector_layer_norm;
+    vision["mm_projector_id"] = v.patch_merger ? "patch_merge" : "";
+    json["vision_encoder"] = vision;
+  }
   return json.dump(2) + "\n";
 }
 

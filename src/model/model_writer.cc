@@ -1,6 +1,8 @@
 // Writing a model folder with packed or dense matrices.
 #include "model/model_writer.h"
 
+#include <optional>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,7 +53,8 @@ std::vector<NamedMatrix> NamedMatrices(ModelWeights& w) {
 
 }  // namespace
 
-void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir) {
+void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir,
+                      const formats::ModelFolder* source) {
   std::error_code error;
   fs::create_directories(out_dir, error);
   if (error) throw IoError(out_dir + ": cannot create: " + error.message());
@@ -91,6 +94,19 @@ void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params,
     add_norm("layers." + std::to_string(i) + ".ffn_norm.weight", weights.layers[i].ffn_norm);
   }
   add_norm("norm.weight", weights.norm);
+  // The vision tower, as stored (--dtype converts it at load like the decoder).
+  std::optional<formats::CheckpointTensors> vision;
+  if (params.vision) {
+    if (source == nullptr || source->layout != formats::CheckpointLayout::kMistral) {
+      throw Unsupported("writing a model with a vision encoder needs its Mistral-native source folder");
+    }
+    vision.emplace(formats::CheckpointTensors::Open(*source, DType::kF32, formats::GgufDecode::kNative, true));
+    for (const std::string& name : vision->Names()) {
+      const formats::TensorView view = vision->GetAnyShape(name);
+      specs.push_back({name, view.dtype, view.info->shape});
+      data.push_back(view.bytes);
+    }
+  }
 
   const std::string weights_path = (fs::path(out_dir) / "consolidated.safetensors").string();
   formats::SafetensorsWriter writer(weights_path, specs,

@@ -10,7 +10,10 @@
 
 namespace bora::model {
 
-// Writes into `out_dir` (created if missing); files appear complete or not at all.
-void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir);
+// Writes into `out_dir` (created if missing); files appear complete or not at all. With
+// `source` (a Mistral-native folder with a vision encoder) its vision tower's tensors are copied
+// as they are stored and params.json keeps the vision_encoder block.
+void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir,
+                      const formats::ModelFolder* source = nullptr);
 
 }  // namespace bora::model

@@ -129,6 +129,15 @@ TEST(CliTest, GenerateWithAnImage) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(nlohmann::json::parse(run.output)["tokens"].get<std::vector<int>>(),
             golden["cases"][0]["greedy_tokens"].get<std::vector<int>>());
+  // A quantized folder keeps its vision tower (as stored) and reads the image the same way.
+  TempDir out;
+  CommandResult quantize = RunBora("quantize --model " + ref + "/mistral --dtype q8 --out " + out.path() + "/q8");
+  ASSERT_EQ(quantize.exit_code, 0) << quantize.output;
+  CommandResult q8 = RunBora("generate --json -t 2 --model " + out.path() + "/q8 --chat \"What is in this image?\" --image " +
+                                 ref + "/images/photo_64x48.jpg --temperature 0 --max-tokens 4",
+                             true);
+  ASSERT_EQ(q8.exit_code, 0) << q8.output;
+  EXPECT_EQ(nlohmann::json::parse(q8.output)["tokens"].size(), 4u);
   CommandResult missing = RunBora("generate --model " + ref + "/mistral --chat hi --image /nonexistent.png");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.output.find("/nonexistent.png"), std::string::npos) << missing.output;

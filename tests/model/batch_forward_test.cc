@@ -113,13 +113,13 @@ TEST(BatchForwardTest, BadBatchesAreTypedErrors) {
   std::vector<float> la(vocab), lb(vocab);
   const std::vector<int32_t> tokens = {1, 2};
   EXPECT_THROW(model->ForwardBatch({}), InvalidArgument);
-  const BatchItem shared_cache[] = {{tokens, &a, la, false, {}, nullptr}, {tokens, &a, lb, false, {}, nullptr}};
+  const BatchItem shared_cache[] = {{tokens, &a, la, false, {}, nullptr, {}}, {tokens, &a, lb, false, {}, nullptr, {}}};
   EXPECT_THROW(model->ForwardBatch(shared_cache), InvalidArgument);
   const std::vector<int32_t> too_long(9, 1);
-  const BatchItem overflow[] = {{tokens, &a, la, false, {}, nullptr}, {too_long, &b, lb, false, {}, nullptr}};
+  const BatchItem overflow[] = {{tokens, &a, la, false, {}, nullptr, {}}, {too_long, &b, lb, false, {}, nullptr, {}}};
   EXPECT_THROW(model->ForwardBatch(overflow), ResourceExhausted);
   const std::vector<int32_t> bad_id = {1, static_cast<int32_t>(vocab)};
-  const BatchItem out_of_vocab[] = {{tokens, &a, la, false, {}, nullptr}, {bad_id, &b, lb, false, {}, nullptr}};
+  const BatchItem out_of_vocab[] = {{tokens, &a, la, false, {}, nullptr, {}}, {bad_id, &b, lb, false, {}, nullptr, {}}};
   EXPECT_THROW(model->ForwardBatch(out_of_vocab), InvalidArgument);
   EXPECT_EQ(a.position(), 0);  // a rejected batch changes no cache
   EXPECT_EQ(b.position(), 0);

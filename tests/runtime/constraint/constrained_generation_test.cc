@@ -123,7 +123,7 @@ void RunVocabulary(const std::string& tokenizer_path) {
         if (sequences[s].done) continue;
         live.push_back(s);
         items.push_back({std::span<const int32_t>(&sequences[s].next, 1), &sequences[s].cache,
-                         std::span<float>(logits.data() + s * vocab, vocab), false, {}, nullptr});
+                         std::span<float>(logits.data() + s * vocab, vocab), false, {}, nullptr, {}});
       }
       if (items.empty()) break;
       transformer->ForwardBatch(items);
