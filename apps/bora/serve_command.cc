@@ -20,6 +20,7 @@
 #include "kv_flags.h"
 #include "model/weights.h"
 #include "server/http_server.h"
+#include "server/image_fetch.h"
 
 namespace bora::app {
 namespace {
@@ -48,6 +49,8 @@ struct ServeFlags {
   int max_images = 8;
   std::string max_image_bytes = "20M";
   int64_t max_image_pixels = 50'000'000;
+  bool allow_image_urls = false;
+  bool image_urls_private = false;
   int request_timeout = 30;
   std::vector<std::string> cors;
   bool insecure_no_auth = false;
@@ -191,6 +194,12 @@ int RunServe(const ServeFlags& flags) {
     image_limits.max_images = flags.max_images;
     image_limits.image.max_bytes = static_cast<int64_t>(ParseByteSize(flags.max_image_bytes));
     image_limits.image.max_pixels = flags.max_image_pixels;
+    if (flags.allow_image_urls) {
+      server::ImageFetchOptions fetch;
+      fetch.max_bytes = image_limits.image.max_bytes;
+      fetch.allow_private = flags.image_urls_private;
+      image_limits.fetch = [fetch](const std::string& url) { return server::FetchImageUrl(url, fetch); };
+    }
     models.back()->set_image_limits(image_limits);
   }
   // Adapters: models of their own that run on their base model's engine.
@@ -315,6 +324,11 @@ Command RegisterServe(CLI::App& app) {
                   "Most pixels an image may declare (width x height; 400 above, checked before decoding)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 32))
       ->capture_default_str();
+  sub->add_flag("--allow-image-urls", flags->allow_image_urls,
+                "Fetch http(s) image URLs in chat requests (public addresses only, 3 redirects, 10 s, "
+                "--max-image-bytes); without it only data: URLs are read");
+  sub->add_flag("--image-urls-private", flags->image_urls_private,
+                "With --allow-image-urls: also fetch from loopback and private networks (trusted networks only)");
   sub->add_option("--request-timeout", flags->request_timeout,
                   "Seconds a client may stay silent while sending")
       ->check(CLI::Range(1, 3600))

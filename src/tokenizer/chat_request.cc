@@ -72,8 +72,22 @@ std::shared_ptr<const image::RgbImage> DecodeImageChunk(const std::string& sourc
     payload = std::string_view(source).substr(comma + 1);
   } else if (!bare_base64) {
     const bool remote = source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0;
-    Fail(where, remote ? "remote image URLs are not fetched by this server; send the image inline as a "
-                         "data:image/...;base64 URL"
+    if (remote && limits.fetch) {
+      std::string fetched;
+      try {
+        fetched = limits.fetch(source);
+      } catch (const Error& e) {
+        Fail(where, std::string("the image URL could not be fetched: ") + e.what());
+      }
+      try {
+        return std::make_shared<const image::RgbImage>(image::DecodeImage(
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(fetched.data()), fetched.size()), limits.image));
+      } catch (const InvalidArgument& e) {
+        Fail(where, e.what());
+      }
+    }
+    Fail(where, remote ? "remote image URLs are not fetched by this server (start it with --allow-image-urls); "
+                         "send the image inline as a data:image/...;base64 URL"
                        : "unsupported image URL scheme (send a data:image/...;base64 URL)");
   }
   // Encoded size check before decoding (base64 is 4/3 of the bytes).

@@ -1,6 +1,7 @@
 // Chat and FIM requests as mistral-common models them, parsed from the JSON both APIs send.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,13 +86,16 @@ struct FimRequest {
 struct ImageRequestLimits {
   image::ImageLimits image;  // per image: encoded bytes, pixels
   int max_images = 8;        // image chunks per request
+  // Fetches an http(s) image URL (the server's --allow-image-urls); returns the bytes or throws
+  // InvalidArgument saying why not. Unset: remote URLs are refused.
+  std::function<std::string(const std::string& url)> fetch;
 };
 
 // Parses the chat part of a request body (`messages`, `tools`, `continue_final_message`;
 // other fields are ignored). In serving mode the OpenAI role `developer` means `system`.
 // Image chunks: {"type": "image_url", "image_url": "data:image/...;base64,..." | {"url": ...,
 // "detail": ...}} (Mistral and OpenAI forms) and {"type": "image", "image": base64 or data URL};
-// only data: URLs are read (remote URLs are refused: the server never fetches them).
+// data: URLs are read; http(s) URLs only through `limits.fetch` (else refused).
 // Throws InvalidArgument with a message naming the offending field (and, for images, the
 // chunk and what is wrong with the image).
 ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode, const ImageRequestLimits& limits = {});

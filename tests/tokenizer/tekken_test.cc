@@ -787,10 +787,30 @@ TEST(TekkenSyntheticTest, OnlyTheReleasedPatternIsKnown) {
   EXPECT_FALSE(IsKnownTekkenPattern(std::string(kTekkenPattern).substr(1)));
 }
 
+TEST(TekkenSyntheticTest, ImageBlockIsReadOrRefusedByName) {
+  TempDir dir;
+  Json json = SyntheticTekken();
+  json["image"] = {{"image_patch_size", 14}, {"max_image_size", 1540}, {"spatial_merge_size", 2}};
+  const auto tokenizer = LoadJson(dir, json);
+  ASSERT_TRUE(tokenizer->image_config().has_value());
+  EXPECT_EQ(tokenizer->image_config()->patch_size, 14);
+  EXPECT_EQ(tokenizer->image_config()->max_image_size, 1540);
+  EXPECT_EQ(tokenizer->image_config()->spatial_merge_size, 2);
+  json["image"] = {{"image_patch_size", 14}};  // mistral-common's ImageConfig needs max_image_size
+  EXPECT_THROW(LoadJson(dir, json), FormatError);
+  json["image"] = {{"image_patch_size", 14}, {"max_image_size", 1540}, {"resample", "bicubic"}};
+  try {
+    LoadJson(dir, json);
+    FAIL() << "an unknown image key was accepted";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("resample"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TekkenSyntheticTest, ValidVariantsLoad) {
   TempDir dir;
   Json json = SyntheticTekken();
-  json["multimodal"] = {{"image_patch_size", 16}};  // allowed up to v11
+  json["multimodal"] = {{"image_patch_size", 16}, {"max_image_size", 1024}};  // allowed up to v11
   EXPECT_NO_THROW(LoadJson(dir, json));
   json = SyntheticTekken();
   json["special_tokens"][3].erase("is_control");  // optional
