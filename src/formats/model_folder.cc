@@ -179,6 +179,43 @@ ModelFolder InspectModelFolder(const std::string& dir_text) {
   return folder;
 }
 
+// The native name of a Hugging Face vision-tower tensor (Pixtral's PixtralVisionModel under
+// vision_tower, the projector under multi_modal_projector; transformers 5 puts both under
+// model.), or "" when `hf` is not one.
+std::string HfVisionToNativeName(const std::string& hf) {
+  std::string name = hf;
+  if (name.rfind("model.vision_tower.", 0) == 0 || name.rfind("model.multi_modal_projector.", 0) == 0) {
+    name = name.substr(6);
+  }
+  if (name.rfind("multi_modal_projector.", 0) == 0) {
+    const std::string rest = name.substr(std::string("multi_modal_projector.").size());
+    if (rest.rfind("linear_1.", 0) == 0) return "vision_language_adapter.w_in." + rest.substr(9);
+    if (rest.rfind("linear_2.", 0) == 0) return "vision_language_adapter.w_out." + rest.substr(9);
+    if (rest == "norm.weight") return "pre_mm_projector_norm.weight";
+    if (rest == "patch_merger.merging_layer.weight") return "patch_merger.merging_layer.weight";
+    return "vision_language_adapter.unknown." + rest;  // refused as unexpected by the vision loader
+  }
+  if (name.rfind("vision_tower.", 0) != 0) return "";
+  std::string rest = name.substr(std::string("vision_tower.").size());
+  static const std::regex kLayer(R"(transformer\.layers\.(\d+)\.(.+))");
+  std::smatch match;
+  if (std::regex_match(rest, match, kLayer)) {
+    static const std::pair<const char*, const char*> kMap[] = {
+        {"attention.q_proj.weight", "attention.wq.weight"}, {"attention.k_proj.weight", "attention.wk.weight"},
+        {"attention.v_proj.weight", "attention.wv.weight"}, {"attention.o_proj.weight", "attention.wo.weight"},
+        {"feed_forward.gate_proj.weight", "feed_forward.w1.weight"},
+        {"feed_forward.down_proj.weight", "feed_forward.w2.weight"},
+        {"feed_forward.up_proj.weight", "feed_forward.w3.weight"},
+        {"attention_norm.weight", "attention_norm.weight"}, {"ffn_norm.weight", "ffn_norm.weight"}};
+    const std::string tail = match[2].str();
+    for (const auto& [from, to] : kMap) {
+      if (tail == from) return "vision_encoder.transformer.layers." + match[1].str() + "." + to;
+    }
+    return "vision_encoder.transformer.layers." + match[1].str() + ".unknown." + tail;
+  }
+  return "vision_encoder." + rest;  // ln_pre.weight, patch_conv.weight (others refused by the loader)
+}
+
 std::string HfToNativeName(const std::string& hf_name, const std::string& file_name, bool language_model_prefix) {
   // FP8 scales: the weight's name with the scale's native suffix.
   static const std::pair<const char*, const char*> kScales[] = {
@@ -193,13 +230,18 @@ std::string HfToNativeName(const std::string& hf_name, const std::string& file_n
     }
   }
   std::string hf = hf_name;
+  if (const std::string vision = HfVisionToNativeName(hf); !vision.empty()) return vision;
   if (language_model_prefix) {
-    static const std::string kPrefix = "model.language_model.";
+    // transformers 5 (model.language_model.*, lm_head) and 4 (language_model.model.*,
+    // language_model.lm_head) layouts of the conditional-generation classes.
+    static const std::string kPrefix = "model.language_model.", kOldPrefix = "language_model.model.";
     if (hf.rfind(kPrefix, 0) == 0) {
       hf = "model." + hf.substr(kPrefix.size());
-    } else if (hf.rfind("model.vision_tower.", 0) == 0 || hf.rfind("model.multi_modal_projector.", 0) == 0) {
-      return "";  // the vision tower (transformers 5 names): skipped until bora reads images
-    } else if (hf != "lm_head.weight" && !IsVisionTensor(hf)) {
+    } else if (hf.rfind(kOldPrefix, 0) == 0) {
+      hf = "model." + hf.substr(kOldPrefix.size());
+    } else if (hf == "language_model.lm_head.weight") {
+      hf = "lm_head.weight";
+    } else if (hf != "lm_head.weight") {
       throw FormatError(file_name + ": unexpected tensor \"" + hf_name + "\" (the text model is under model.language_model.)");
     }
   }
@@ -258,8 +300,8 @@ std::vector<uint8_t> UnpermuteHfRope(std::span<const uint8_t> hf_rows, int64_t n
 CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_target, GgufDecode gguf_decode,
                                           bool vision) {
   CheckpointTensors result;
-  if (vision && folder.layout != CheckpointLayout::kMistral) {
-    throw Unsupported(folder.path + ": bora reads vision towers from Mistral-native folders (params.json) only");
+  if (vision && folder.layout == CheckpointLayout::kGguf) {
+    throw Unsupported(folder.path + ": bora does not read vision towers from GGUF files (mmproj)");
   }
   if (folder.layout == CheckpointLayout::kGguf) {
     result.OpenGguf(folder, gguf_decode);
@@ -275,7 +317,7 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_t
       std::string name = info.name;
       if (hf) {
         name = HfToNativeName(info.name, path, params.hf_language_model_prefix);
-        if (name.empty()) continue;
+        if (name.empty() || IsVisionTensor(name) != vision) continue;
       } else if (IsVisionTensor(name) != vision) {
         if (vision || folder.params.vision) continue;
         throw FormatError(path + ": tensor \"" + info.name + "\" belongs to a vision tower but " + folder.config_file +
@@ -319,7 +361,23 @@ CheckpointTensors CheckpointTensors::Open(const ModelFolder& folder, DType fp8_t
       }
     }
   }
-  if (params.tie_embeddings) {
+  if (hf && vision && params.vision) {
+    // The vision tower's q/k rows too (the converters permute them like the text model's).
+    const VisionParams& v = *params.vision;
+    for (int64_t layer = 0; layer < v.num_hidden_layers; ++layer) {
+      for (const char* suffix : {"wq", "wk"}) {
+        auto it = result.tensors_.find("vision_encoder.transformer.layers." + std::to_string(layer) + ".attention." +
+                                       suffix + ".weight");
+        if (it == result.tensors_.end()) continue;
+        Entry& entry = *it->second;
+        const std::vector<int64_t>& shape = entry.info->shape;
+        if (shape.size() != 2 || shape[0] != v.hidden_size || entry.dequantized) continue;  // Get() reports
+        TensorView view = entry.file->View(*entry.info);
+        entry.owned = UnpermuteHfRope(view.bytes, v.num_attention_heads, v.head_dim(), shape[1], DTypeSize(view.dtype));
+      }
+    }
+  }
+  if (params.tie_embeddings && !vision) {
     // Tied models (Ministral 3 3B): the output projection is the embedding table.
     if (result.Contains("output.weight")) {
       throw FormatError(folder.config_file + ": the model has tied embeddings but the weights also hold an output "

@@ -200,6 +200,35 @@ WeightQuantization ParseMistralQuantization(const ConfigReader& reader, const Js
   return WeightQuantization::kFp8;
 }
 
+// Ranges that keep the encoder's shapes sane; `where` names the block in messages.
+void ValidateVision(const ConfigReader& reader, const VisionParams& v, const std::string& where) {
+  auto positive = [&](int64_t value, const char* key, int64_t limit) {
+    if (value <= 0 || value > limit) {
+      reader.Fail(where + key + " = " + std::to_string(value) + " is out of range (1.." + std::to_string(limit) + ")");
+    }
+  };
+  positive(v.hidden_size, "hidden_size", kMaxDim);
+  positive(v.image_size, "image_size", 1 << 16);
+  positive(v.patch_size, "patch_size", 1024);
+  positive(v.intermediate_size, "intermediate_size", kMaxHidden);
+  positive(v.num_hidden_layers, "num_hidden_layers", kMaxLayers);
+  positive(v.num_attention_heads, "num_attention_heads", kMaxHeads);
+  positive(v.spatial_merge_size, "spatial_merge_size", 16);
+  if (v.num_channels != 3) {
+    throw Unsupported(reader.file() + ": " + where + "num_channels " + std::to_string(v.num_channels) +
+                      " is not supported (bora reads RGB images: 3)");
+  }
+  if (v.hidden_size % v.num_attention_heads != 0 || v.head_dim() % 4 != 0 || v.head_dim() > kMaxHeadDimension) {
+    reader.Fail(where + "hidden_size / num_attention_heads must be a multiple of 4 (2-D RoPE) up to " +
+                std::to_string(kMaxHeadDimension));
+  }
+  if (!std::isfinite(v.rope_theta) || v.rope_theta <= 1) reader.Fail(where + "rope_theta must be a number above 1");
+  if (v.max_image_size && (*v.max_image_size <= 0 || *v.max_image_size > (1 << 16))) {
+    reader.Fail(where + "max_image_size is out of range");
+  }
+  if (v.image_token_id < 0) reader.Fail(where + "image_token_id must be a token id");
+}
+
 // The Pixtral vision encoder block; every key understood or refused by name.
 VisionParams ParseVisionEncoder(const ConfigReader& reader, const Json& block, const std::string& where) {
   if (!block.is_object()) reader.Fail("\"" + where.substr(0, where.size() - 1) + "\" must be an object");
@@ -247,31 +276,7 @@ VisionParams ParseVisionEncoder(const ConfigReader& reader, const Json& block, c
                         " is not supported (bora knows \"\" and \"patch_merge\")");
     }
   }
-  auto positive = [&](int64_t value, const char* key, int64_t limit) {
-    if (value <= 0 || value > limit) {
-      reader.Fail(where + key + " = " + std::to_string(value) + " is out of range (1.." + std::to_string(limit) + ")");
-    }
-  };
-  positive(v.hidden_size, "hidden_size", kMaxDim);
-  positive(v.image_size, "image_size", 1 << 16);
-  positive(v.patch_size, "patch_size", 1024);
-  positive(v.intermediate_size, "intermediate_size", kMaxHidden);
-  positive(v.num_hidden_layers, "num_hidden_layers", kMaxLayers);
-  positive(v.num_attention_heads, "num_attention_heads", kMaxHeads);
-  positive(v.spatial_merge_size, "spatial_merge_size", 16);
-  if (v.num_channels != 3) {
-    throw Unsupported(reader.file() + ": " + where + "num_channels " + std::to_string(v.num_channels) +
-                      " is not supported (bora reads RGB images: 3)");
-  }
-  if (v.hidden_size % v.num_attention_heads != 0 || v.head_dim() % 4 != 0 || v.head_dim() > kMaxHeadDimension) {
-    reader.Fail(where + "hidden_size / num_attention_heads must be a multiple of 4 (2-D RoPE) up to " +
-                std::to_string(kMaxHeadDimension));
-  }
-  if (!std::isfinite(v.rope_theta) || v.rope_theta <= 1) reader.Fail(where + "rope_theta must be a number above 1");
-  if (v.max_image_size && (*v.max_image_size <= 0 || *v.max_image_size > (1 << 16))) {
-    reader.Fail(where + "max_image_size is out of range");
-  }
-  if (v.image_token_id < 0) reader.Fail(where + "image_token_id must be a token id");
+  ValidateVision(reader, v, where);
   return v;
 }
 
@@ -625,22 +630,110 @@ std::string HfFamily(const ConfigReader& reader, const Json& root, bool* conditi
                    : name == "mistral3"   ? "Mistral3ForConditionalGeneration"
                                           : name;
   }
-  *conditional_generation = architecture == "Mistral3ForConditionalGeneration";
+  *conditional_generation =
+      architecture == "Mistral3ForConditionalGeneration" || architecture == "LlavaForConditionalGeneration";
+  if (architecture == "LlavaForConditionalGeneration") return "llava";
   if (architecture == "MistralForCausalLM") return "mistral";
   if (architecture == "MixtralForCausalLM") return "mixtral";
   if (architecture == "Ministral3ForCausalLM" || *conditional_generation) return "ministral3";
   std::string hint;
-  if (architecture == "LlavaForConditionalGeneration") hint = " (Pixtral in the Llava layout: images are not read yet)";
   if (architecture == "DeepseekV3ForCausalLM" || architecture == "Mistral4ForCausalLM") {
     hint = " (multi-head latent attention: Mistral Small 4 / Large 3 are not run yet)";
   }
   if (architecture == "Mamba2ForCausalLM" || architecture == "MambaForCausalLM") hint = " (Mamba: Codestral Mamba)";
   throw Unsupported(reader.file() + ": architecture \"" + architecture + "\" is not supported" + hint +
-                    "; bora runs MistralForCausalLM, MixtralForCausalLM, Ministral3ForCausalLM and "
-                    "Mistral3ForConditionalGeneration (text)");
+                    "; bora runs MistralForCausalLM, MixtralForCausalLM, Ministral3ForCausalLM, "
+                    "Mistral3ForConditionalGeneration and LlavaForConditionalGeneration (Pixtral)");
 }
 
 }  // namespace
+
+// vision_config (transformers' PixtralVisionConfig; absent keys take its class defaults, as
+// save_pretrained omits them) and the projector fields of Mistral3Config / LlavaConfig.
+VisionParams ParseHfVision(const ConfigReader& reader, const Json& root, bool llava) {
+  const Json* vision = Present(root, "vision_config");
+  if (vision == nullptr || !vision->is_object()) reader.Fail("\"vision_config\" is missing or not an object");
+  const std::string where = "vision_config.";
+  CheckKeys(reader, *vision, where,
+            {{"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_channels",
+              "image_size", "patch_size", "hidden_act", "head_dim", "rope_theta", "rope_parameters", "model_type"},
+             kHfHarmless,
+             {}});
+  if (const Json* type = Present(*vision, "model_type"); type && *type != "pixtral") {
+    throw Unsupported(reader.file() + ": vision_config.model_type " + type->dump() +
+                      " is not supported (bora reads Pixtral vision towers)");
+  }
+  auto integer = [&](const char* key, int64_t fallback) {
+    return Present(*vision, key) ? reader.Int(*vision, key, where) : fallback;
+  };
+  VisionParams v;
+  v.hidden_size = integer("hidden_size", 1024);
+  v.intermediate_size = integer("intermediate_size", 4096);
+  v.num_hidden_layers = integer("num_hidden_layers", 24);
+  v.num_attention_heads = integer("num_attention_heads", 16);
+  v.num_channels = integer("num_channels", 3);
+  v.image_size = integer("image_size", 1024);
+  v.patch_size = integer("patch_size", 16);
+  const std::string act = Present(*vision, "hidden_act") && Present(*vision, "hidden_act")->is_string()
+                              ? Present(*vision, "hidden_act")->get<std::string>() : "gelu";
+  if (act != "silu") {
+    throw Unsupported(reader.file() + ": vision_config.hidden_act \"" + act +
+                      "\" is not supported (Pixtral's vision feed-forward is SwiGLU: silu)");
+  }
+  if (const Json* head_dim = Present(*vision, "head_dim");
+      head_dim && v.num_attention_heads > 0 && reader.ToInt(*head_dim, where + "head_dim") * v.num_attention_heads != v.hidden_size) {
+    reader.Fail(where + "head_dim must be hidden_size / num_attention_heads");
+  }
+  if (const Json* theta = Present(*vision, "rope_theta")) {
+    if (!theta->is_number()) reader.Fail(where + "rope_theta must be a number");
+    v.rope_theta = theta->get<double>();
+  }
+  if (const Json* rope = Present(*vision, "rope_parameters")) {
+    if (!rope->is_object()) reader.Fail(where + "rope_parameters must be an object");
+    CheckKeys(reader, *rope, where + "rope_parameters.", {{"rope_theta", "rope_type"}, {}, {}});
+    if (const Json* type = Present(*rope, "rope_type"); type && *type != "default") {
+      throw Unsupported(reader.file() + ": " + where + "rope_parameters.rope_type " + type->dump() + " is not supported");
+    }
+    if (const Json* theta = Present(*rope, "rope_theta")) {
+      if (!theta->is_number()) reader.Fail(where + "rope_parameters.rope_theta must be a number");
+      v.rope_theta = theta->get<double>();
+    }
+  }
+  // Projector: Mistral3 = RMSNorm + patch merger + MLP (bias off by default); Llava (Pixtral 12B)
+  // = MLP (bias on by default).
+  const Json* token = Present(root, "image_token_index") ? Present(root, "image_token_index") : Present(root, "image_token_id");
+  v.image_token_id = static_cast<int32_t>(token ? reader.ToInt(*token, "image_token_index") : (llava ? 32000 : 10));
+  if (const Json* bias = Present(root, "multimodal_projector_bias")) {
+    if (!bias->is_boolean()) reader.Fail("\"multimodal_projector_bias\" must be true or false");
+    v.adapter_bias = bias->get<bool>();
+  } else {
+    v.adapter_bias = llava;
+  }
+  const std::string projector_act = Present(root, "projector_hidden_act") && Present(root, "projector_hidden_act")->is_string()
+                                        ? Present(root, "projector_hidden_act")->get<std::string>() : "gelu";
+  if (projector_act != "gelu") {
+    throw Unsupported(reader.file() + ": projector_hidden_act \"" + projector_act + "\" is not supported (gelu)");
+  }
+  const Json* layer = Present(root, "vision_feature_layer");
+  const int64_t feature_layer = layer ? reader.ToInt(*layer, "vision_feature_layer") : (llava ? -2 : -1);
+  if (feature_layer != -1) {
+    throw Unsupported(reader.file() + ": vision_feature_layer " + std::to_string(feature_layer) +
+                      " is not supported (Pixtral uses the last layer, -1)");
+  }
+  if (llava) {
+    const Json* strategy = Present(root, "vision_feature_select_strategy");
+    if (strategy == nullptr || *strategy != "full") {
+      throw Unsupported(reader.file() + ": vision_feature_select_strategy " + (strategy ? strategy->dump() : "\"default\"") +
+                        " is not supported (Pixtral uses \"full\")");
+    }
+  } else {
+    v.add_pre_mm_projector_layer_norm = true;
+    v.patch_merger = true;
+    v.spatial_merge_size = Present(root, "spatial_merge_size") ? reader.Int(root, "spatial_merge_size", "") : 2;
+  }
+  ValidateVision(reader, v, where);
+  return v;
+}
 
 ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_name) {
   ConfigReader reader(json_text, file_name);
@@ -651,9 +744,11 @@ ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_na
   if (conditional) {
     CheckKeys(reader, root, "",
               {{"architectures", "model_type", "text_config", "vision_config", "tie_word_embeddings",
-                "quantization_config", "image_token_index", "multimodal_projector_bias", "projector_hidden_act",
-                "spatial_merge_size", "vision_feature_layer"},
-               kHfHarmless,
+                "quantization_config", "image_token_index", "image_token_id", "multimodal_projector_bias",
+                "projector_hidden_act", "spatial_merge_size", "vision_feature_layer", "vision_feature_select_strategy"},
+               {"image_seq_length", "bos_token_id", "eos_token_id", "pad_token_id", "dtype", "torch_dtype",
+                "transformers_version", "use_cache", "initializer_range", "_name_or_path", "return_dict",
+                "output_hidden_states", "output_attentions", "tokenizer_class", "ignore_index"},
                {}});
     const Json* text = Present(root, "text_config");
     if (text == nullptr || !text->is_object()) reader.Fail("\"text_config\" is missing or not an object");
@@ -672,9 +767,7 @@ ModelParams ParseHfConfig(std::string_view json_text, const std::string& file_na
       params.quantization = ParseHfQuantization(reader, *quantization);
     }
     params.hf_language_model_prefix = true;
-    if (Present(root, "vision_config")) {
-      params.notes.push_back(file_name + ": vision tower not loaded (bora reads images with Mistral-native folders, params.json); this folder answers text only");
-    }
+    if (Present(root, "vision_config") || family == "llava") params.vision = ParseHfVision(reader, root, family == "llava");
   } else {
     params = ParseHfTextModel(reader, root, "", family);
   }

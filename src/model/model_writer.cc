@@ -97,8 +97,8 @@ void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params,
   // The vision tower, as stored (--dtype converts it at load like the decoder).
   std::optional<formats::CheckpointTensors> vision;
   if (params.vision) {
-    if (source == nullptr || source->layout != formats::CheckpointLayout::kMistral) {
-      throw Unsupported("writing a model with a vision encoder needs its Mistral-native source folder");
+    if (source == nullptr || source->layout == formats::CheckpointLayout::kGguf) {
+      throw Unsupported("writing a model with a vision encoder needs its source folder (Mistral-native or Hugging Face)");
     }
     vision.emplace(formats::CheckpointTensors::Open(*source, DType::kF32, formats::GgufDecode::kNative, true));
     for (const std::string& name : vision->Names()) {

@@ -11,8 +11,9 @@
 namespace bora::model {
 
 // Writes into `out_dir` (created if missing); files appear complete or not at all. With
-// `source` (a Mistral-native folder with a vision encoder) its vision tower's tensors are copied
-// as they are stored and params.json keeps the vision_encoder block.
+// `source` (the folder the model came from, with a vision encoder) its vision tower's tensors are
+// copied as they are stored (native names and RoPE order) and params.json gets the
+// vision_encoder block.
 void WriteModelFolder(ModelWeights& weights, const formats::ModelParams& params, const std::string& out_dir,
                       const formats::ModelFolder* source = nullptr);
 

@@ -219,10 +219,17 @@ void VisionEncoder::Encode(ops::ComputeContext& ctx, const image::PreprocessedIm
 std::unique_ptr<VisionEncoder> LoadVisionFor(model::Transformer& model, std::optional<DType> dtype, bool sharded) {
   const formats::ModelFolder& folder = model.folder();
   if (!folder.params.vision) return nullptr;
-  if (folder.layout != formats::CheckpointLayout::kMistral) return nullptr;  // the params note says so
+  if (folder.layout == formats::CheckpointLayout::kGguf) return nullptr;
   if (sharded) {
     std::fprintf(stderr, "note: %s: the vision encoder is not loaded under mpirun yet; this run reads text only\n",
                  folder.path.c_str());
+    return nullptr;
+  }
+  // A conditional-generation config around a text-only checkpoint (a vision_config, no vision
+  // weights at all): a text model.
+  if (formats::CheckpointTensors::Open(folder, DType::kF32, formats::GgufDecode::kNative, true).Names().empty()) {
+    std::fprintf(stderr, "note: %s: the config describes a vision tower but the weights hold none; this model reads "
+                 "text only\n", folder.path.c_str());
     return nullptr;
   }
   return VisionEncoder::Load(folder, model.params().dim, dtype, model.compute());
