@@ -56,7 +56,7 @@ const std::map<std::string, std::string>& ExpectedOutcomes() {
       {"reference-models/tiny-ministral3/hf/config.json", ""},
       {"reference-models/tiny-ministral3/hf-fp8/config.json", ""},
       {"reference-models/tiny-ministral3/hf-mistral3/config.json", ""},
-      {"reference-models/tiny-pixtral/mistral/params.json", ""},  // text model, vision skipped with a note
+      {"reference-models/tiny-pixtral/mistral/params.json", ""},  // Pixtral: decoder + vision encoder
       {"reference-models/tiny-mistral4/mistral/params.json", "multi-head latent attention"},
       {"reference-models/tiny-mistral4/hf/config.json", "multi-head latent attention"},
       {"reference-models/tiny-mistral4/fp8/mistral/params.json", "multi-head latent attention"},

@@ -406,8 +406,16 @@ TEST(HfToNativeNameTest, MapsEveryKnownName) {
        "layers.12.feed_forward.experts.15.w3.weight"},
       {"model.layers.0.self_attn.rotary_emb.inv_freq", ""},
       {"model.rotary_emb.inv_freq", ""},
-      {"vision_tower.transformer.layers.0.attention.q_proj.weight", ""},
-      {"multi_modal_projector.linear_1.weight", ""},
+      // Vision towers (Pixtral / Mistral 3, transformers 4 and 5 names) map to native names.
+      {"vision_tower.transformer.layers.0.attention.q_proj.weight", "vision_encoder.transformer.layers.0.attention.wq.weight"},
+      {"model.vision_tower.transformer.layers.3.feed_forward.gate_proj.weight",
+       "vision_encoder.transformer.layers.3.feed_forward.w1.weight"},
+      {"model.vision_tower.patch_conv.weight", "vision_encoder.patch_conv.weight"},
+      {"vision_tower.ln_pre.weight", "vision_encoder.ln_pre.weight"},
+      {"multi_modal_projector.linear_1.weight", "vision_language_adapter.w_in.weight"},
+      {"model.multi_modal_projector.linear_2.bias", "vision_language_adapter.w_out.bias"},
+      {"model.multi_modal_projector.norm.weight", "pre_mm_projector_norm.weight"},
+      {"model.multi_modal_projector.patch_merger.merging_layer.weight", "patch_merger.merging_layer.weight"},
   };
   for (const auto& [hf, native] : kNames) {
     EXPECT_EQ(HfToNativeName(hf, "model.safetensors"), native) << hf;
