@@ -129,6 +129,8 @@ std::string Metrics::Render(const std::vector<ServedModel*>& models) {
        [](const runtime::EngineCounters& c) { return static_cast<double>(c.prefix_hit_tokens); }},
       {"bora_preemptions", "Sequences preempted for lack of KV blocks.",
        [](const runtime::EngineCounters& c) { return static_cast<double>(c.preemptions); }},
+      {"bora_images_encoded", "Images run through the vision encoder.",
+       [](const runtime::EngineCounters& c) { return static_cast<double>(c.images); }},
   };
   std::vector<runtime::EngineCounters> counters;
   for (ServedModel* model : models) counters.push_back(model->engine().counters());

@@ -96,6 +96,10 @@ any_failed=0
 for run in "${RUNS[@]}"; do
   IFS='|' read -r name tokenizer flags <<<"$run"
   read -r -a FLAGS <<<"$flags"
+  if [[ $name == pixtral && ${#LAUNCHER[@]} -gt 0 ]]; then
+    echo "# === $name: skipped (images are not read under a launcher such as mpirun yet) ==="
+    continue
+  fi
   echo "# === $name: $(basename "$tokenizer") ==="
   if [[ ! -e $tokenizer ]]; then
     echo "FAIL - $name: tokenizer $tokenizer not found"
