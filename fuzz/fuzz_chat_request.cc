@@ -21,7 +21,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)ParseFimRequest(body);
         continue;
       }
-      const ChatRequest request = ParseChatRequest(body, mode);
+      // Image chunks decode under small limits (a crafted header cannot make a huge buffer).
+      ImageRequestLimits limits;
+      limits.image.max_pixels = 1 << 20;
+      limits.image.max_bytes = 1 << 20;
+      const ChatRequest request = ParseChatRequest(body, mode, limits);
       for (InstructVersion version : {InstructVersion::kV1, InstructVersion::kV2, InstructVersion::kV3,
                                       InstructVersion::kV7, InstructVersion::kV11, InstructVersion::kV13}) {
         try {
