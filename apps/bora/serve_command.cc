@@ -48,7 +48,7 @@ struct ServeFlags {
   std::string max_body = "8M";
   int max_images = 8;
   std::string max_image_bytes = "20M";
-  int64_t max_image_pixels = 50'000'000;
+  int64_t max_image_pixels = 25'000'000;
   bool allow_image_urls = false;
   bool image_urls_private = false;
   int request_timeout = 30;
@@ -194,6 +194,7 @@ int RunServe(const ServeFlags& flags) {
     image_limits.max_images = flags.max_images;
     image_limits.image.max_bytes = static_cast<int64_t>(ParseByteSize(flags.max_image_bytes));
     image_limits.image.max_pixels = flags.max_image_pixels;
+    image_limits.max_total_pixels = std::max<int64_t>(4 * flags.max_image_pixels, 1);
     if (flags.allow_image_urls) {
       server::ImageFetchOptions fetch;
       fetch.max_bytes = image_limits.image.max_bytes;
@@ -321,7 +322,8 @@ Command RegisterServe(CLI::App& app) {
   sub->add_option("--max-image-bytes", flags->max_image_bytes, "Largest encoded image (400 above)")
       ->capture_default_str();
   sub->add_option("--max-image-pixels", flags->max_image_pixels,
-                  "Most pixels an image may declare (width x height; 400 above, checked before decoding)")
+                  "Most pixels an image may declare (width x height; 400 above, checked before decoding); "
+                  "the images of one request may hold 4x that together")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 32))
       ->capture_default_str();
   sub->add_flag("--allow-image-urls", flags->allow_image_urls,

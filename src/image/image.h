@@ -12,7 +12,7 @@ namespace bora::image {
 // Guards applied before any pixel buffer is allocated (decompression bombs).
 struct ImageLimits {
   int64_t max_bytes = 20 << 20;         // encoded file size
-  int64_t max_pixels = 50'000'000;      // width * height as the header states it
+  int64_t max_pixels = 25'000'000;      // width * height as the header states it
   int64_t max_side = 16384;             // either dimension
 };
 

@@ -7,6 +7,12 @@
 namespace bora::tokenizer {
 namespace {
 
+// Images decoded so far in one request.
+struct ImageTally {
+  int count = 0;
+  int64_t pixels = 0;
+};
+
 [[noreturn]] void Fail(const std::string& where, const std::string& problem) {
   throw InvalidArgument("invalid request: " + where + ": " + problem);
 }
@@ -107,7 +113,7 @@ std::shared_ptr<const image::RgbImage> DecodeImageChunk(const std::string& sourc
 
 
 Content ParseContent(const OrderedJson& value, const std::string& where, const ImageRequestLimits& limits,
-                     int& images) {
+                     ImageTally& images) {
   if (value.is_null()) return Content::None();
   if (value.is_string()) return Content::Text(value.get<std::string>());
   if (!value.is_array())
@@ -138,7 +144,7 @@ Content ParseContent(const OrderedJson& value, const std::string& where, const I
         chunk.closed = closed->get<bool>();
       }
     } else if (type == "image_url" || type == "image") {
-      if (++images > limits.max_images) {
+      if (++images.count > limits.max_images) {
         Fail(item_where, "more than " + std::to_string(limits.max_images) + " images in one request");
       }
       auto payload = item.find(type);
@@ -157,6 +163,11 @@ Content ParseContent(const OrderedJson& value, const std::string& where, const I
       chunk.type = ContentChunk::Type::kImage;
       chunk.where = item_where;
       chunk.image = DecodeImageChunk(source, item_where, limits, type == "image");
+      images.pixels += chunk.image->width * chunk.image->height;
+      if (images.pixels > limits.max_total_pixels) {
+        Fail(item_where, "the request's images hold more than " + std::to_string(limits.max_total_pixels) +
+                             " pixels together");
+      }
     } else if (type == "input_audio" || type == "audio_url") {
       throw Unsupported("invalid request: " + item_where + ": '" + type +
                         "' chunks are not supported (bora reads text and images)");
@@ -194,7 +205,7 @@ ToolCall ParseToolCall(const OrderedJson& value, const std::string& where) {
 }
 
 Message ParseMessage(const OrderedJson& value, const std::string& where, ValidationMode mode,
-                     const ImageRequestLimits& limits, int& images) {
+                     const ImageRequestLimits& limits, ImageTally& images) {
   if (!value.is_object()) Fail(where, "expected a message object");
   auto role_it = value.find("role");
   if (role_it == value.end()) Fail(where, "missing 'role'");
@@ -311,7 +322,7 @@ std::string Content::JoinedText(const std::string& separator) const {
 }
 
 ChatRequest ParseChatRequest(const OrderedJson& body, ValidationMode mode, const ImageRequestLimits& limits) {
-  int images = 0;
+  ImageTally images;
   if (!body.is_object()) Fail("request", "expected a JSON object");
   ChatRequest request;
   auto messages = body.find("messages");

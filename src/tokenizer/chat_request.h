@@ -86,6 +86,7 @@ struct FimRequest {
 struct ImageRequestLimits {
   image::ImageLimits image;  // per image: encoded bytes, pixels
   int max_images = 8;        // image chunks per request
+  int64_t max_total_pixels = 100'000'000;  // decoded pixels of all images together (3 bytes each)
   // Fetches an http(s) image URL (the server's --allow-image-urls); returns the bytes or throws
   // InvalidArgument saying why not. Unset: remote URLs are refused.
   std::function<std::string(const std::string& url)> fetch;
