@@ -77,6 +77,23 @@ TEST(ImageChat, RefusesRemoteUrlsBadImagesAndTooMany) {
   ImageRequestLimits none;
   none.max_images = 0;
   EXPECT_THROW(parse(png, none), InvalidArgument);
+  // Mistral's `image` chunk takes bare base64 (or a data: URL).
+  const std::string bare = R"({"messages": [{"role": "user", "content": [{"type": "image", "image": ")" +
+                           png.substr(png.find(',') + 1) + R"("}]}]})";
+  EXPECT_EQ(ParseChatRequest(OrderedJson::parse(bare), ValidationMode::kServing).messages[0].content.chunks[0].image->height, 1);
+  // The pixels of all images of a request are bounded together.
+  const std::string two = R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": ")" + png +
+                          R"("}, {"type": "image_url", "image_url": ")" + png + R"("}]}]})";
+  ImageRequestLimits budget;
+  budget.max_total_pixels = 1;
+  try {
+    ParseChatRequest(OrderedJson::parse(two), ValidationMode::kServing, budget);
+    FAIL() << "the pixel budget was not applied";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("content[1]"), std::string::npos) << e.what();
+  }
+  budget.max_total_pixels = 2;
+  EXPECT_EQ(ParseChatRequest(OrderedJson::parse(two), ValidationMode::kServing, budget).messages[0].content.chunks.size(), 2u);
 }
 
 TEST(ImageChat, TokenizerWithoutImageSettingsRefusesImages) {
