@@ -129,11 +129,11 @@ void Transformer::RunBatch(std::span<const BatchItem> items, bool root) {
       if (group_ != nullptr || !root) {
         throw Unsupported("images under tensor parallelism (mpirun) are not supported yet; run one process");
       }
-      const int64_t placeholders = CountImageTokens(item.tokens, item.images.token);
-      if (static_cast<int64_t>(item.images.rows.size()) != placeholders * p.dim) {
+      const int64_t image_tokens = CountImageTokens(item.tokens, item.images.token);
+      if (static_cast<int64_t>(item.images.rows.size()) != image_tokens * p.dim) {
         throw InvalidArgument("image embeddings do not match the prompt's image tokens (" +
                               std::to_string(item.images.rows.size() / std::max<int64_t>(p.dim, 1)) + " rows for " +
-                              std::to_string(placeholders) + " tokens)");
+                              std::to_string(image_tokens) + " tokens)");
       }
     }
     const int64_t rows_out = !item.hidden.empty() ? 0 : item.all_positions ? count : 1;

@@ -37,7 +37,7 @@ struct LoadOptions {
 };
 
 // Multimodal input of one forward call: rows [k, dim] that replace, in order, the embeddings of
-// the call's tokens equal to `token` (the [IMG] placeholders; k must equal their count). Other
+// the call's tokens equal to `token` (the [IMG] positions; k must equal their count). Other
 // tokens, [IMG_BREAK] and [IMG_END] included, embed as usual.
 struct ImageRows {
   std::span<const float> rows;

@@ -228,9 +228,9 @@ std::shared_ptr<RequestStream> Engine::Submit(GenerationRequest request) {
       }
       rows += image->image_tokens();
     }
-    const int64_t placeholders = model::CountImageTokens(request.prompt, vision.params().image_token_id);
-    if (placeholders != rows) {
-      throw InvalidArgument("the prompt has " + std::to_string(placeholders) + " [IMG] tokens but its images give " +
+    const int64_t image_tokens = model::CountImageTokens(request.prompt, vision.params().image_token_id);
+    if (image_tokens != rows) {
+      throw InvalidArgument("the prompt has " + std::to_string(image_tokens) + " [IMG] tokens but its images give " +
                             std::to_string(rows));
     }
   }
